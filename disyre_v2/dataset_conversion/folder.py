@@ -1,0 +1,133 @@
+"""Any folder of NIfTIs → raw dataset (``disyre_v2_convert_folder``).
+
+Files are grouped into cases by name: with channel suffixes (``--channel-suffixes _t1 _t2``) the
+case of ``sub01_t1.nii.gz`` is ``sub01``; without, every file is a one-channel case named by its
+stem. Labels and masks are looked up by case name in their own folders (``CASE.nii[.gz]``, or the
+case name followed by any one suffix such as ``CASE_seg.nii.gz`` when unambiguous).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from disyre_v2.dataset_conversion.raw_dataset_writer import RawDatasetWriter
+
+logger = logging.getLogger(__name__)
+
+NIFTI_ENDINGS = (".nii.gz", ".nii")
+
+
+def strip_nifti_ending(name: str) -> str | None:
+    for ending in NIFTI_ENDINGS:
+        if name.endswith(ending):
+            return name[: -len(ending)]
+    return None
+
+
+def group_channel_files(folder: Path, channel_suffixes: Sequence[str] | None) -> dict[str, list[Path]]:
+    """``{case: [file per channel]}`` for the NIfTI files directly inside ``folder``."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder; -i must name the folder that holds the images.")
+    stems = {p: strip_nifti_ending(p.name) for p in sorted(folder.iterdir()) if p.is_file()}
+    stems = {p: s for p, s in stems.items() if s is not None}
+    if not stems:
+        raise FileNotFoundError(f"No .nii or .nii.gz file in {folder}.")
+    if not channel_suffixes:
+        return {stem: [path] for path, stem in stems.items()}
+    cases: dict[str, dict[int, Path]] = {}
+    unmatched = []
+    for path, stem in stems.items():
+        # Longest suffix first, so "_t1ce" is not taken for "_t1" + "ce".
+        for index, suffix in sorted(enumerate(channel_suffixes), key=lambda item: -len(item[1])):
+            if stem.endswith(suffix) and len(stem) > len(suffix):
+                cases.setdefault(stem[: -len(suffix)], {})[index] = path
+                break
+        else:
+            unmatched.append(path.name)
+    if unmatched:
+        logger.warning("Ignored %d file(s) in %s matching none of the suffixes %s: %s",
+                       len(unmatched), folder, list(channel_suffixes), ", ".join(unmatched[:5]))
+    incomplete = {c: sorted(set(range(len(channel_suffixes))) - set(files)) for c, files in cases.items()}
+    incomplete = {c: missing for c, missing in incomplete.items() if missing}
+    if incomplete:
+        details = "; ".join(
+            f"{case}: no file {case}{''.join(channel_suffixes[i] for i in missing[:1])}.nii[.gz]"
+            for case, missing in sorted(incomplete.items())[:10]
+        )
+        raise FileNotFoundError(f"{len(incomplete)} case(s) in {folder} lack a channel file: {details}.")
+    if not cases:
+        raise FileNotFoundError(f"No file in {folder} ends with one of the suffixes {list(channel_suffixes)}.")
+    return {case: [files[i] for i in range(len(channel_suffixes))] for case, files in sorted(cases.items())}
+
+
+def find_case_file(folder: Path, case_id: str) -> Path | None:
+    """``CASE.nii[.gz]`` in ``folder``, else the single ``CASE<suffix>.nii[.gz]``; None if absent."""
+    for ending in NIFTI_ENDINGS:
+        exact = folder / f"{case_id}{ending}"
+        if exact.is_file():
+            return exact
+    candidates = [p for p in folder.iterdir() if p.is_file() and p.name.startswith(case_id)
+                  and strip_nifti_ending(p.name) is not None
+                  and not strip_nifti_ending(p.name)[len(case_id):][:1].isalnum()]
+    if len(candidates) > 1:
+        raise ValueError(f"Several files in {folder} could belong to case {case_id}: "
+                         f"{', '.join(p.name for p in candidates)}; name it {case_id}.nii.gz.")
+    return candidates[0] if candidates else None
+
+
+def convert_folder(
+    images: Path | str,
+    dataset_id: int,
+    role: str,
+    *,
+    name: str = "Folder",
+    labels: Path | str | None = None,
+    masks: Path | str | None = None,
+    channel_suffixes: Sequence[str] | None = None,
+    channel_names: Sequence[str] | None = None,
+    overwrite: bool = False,
+    append: bool = False,
+    raw_base: Path | str | None = None,
+) -> Path:
+    """Convert a folder of NIfTIs into ``DatasetNNN_Name``; returns the dataset folder.
+
+    ``role`` "train" puts the cases into imagesTr (healthy only), "test" into imagesTs. ``append``
+    adds the cases to an existing dataset of the same name (e.g. test cases after training cases).
+    """
+    if role not in ("train", "test"):
+        raise ValueError(f"--role must be 'train' or 'test', got {role!r}.")
+    if labels is not None and role == "train":
+        raise ValueError("Labels belong to test cases: training cases are healthy. Use --role test with --labels.")
+    images = Path(images)
+    cases = group_channel_files(images, channel_suffixes)
+    n_channels = len(channel_suffixes) if channel_suffixes else 1
+    if channel_names is None:
+        channel_names = [s.strip("_-.") or f"channel{i}" for i, s in enumerate(channel_suffixes)] if channel_suffixes else ["image"]
+    if len(channel_names) != n_channels:
+        raise ValueError(f"{len(channel_names)} channel name(s) for {n_channels} channel(s); give one per suffix.")
+    for option, folder in (("--labels", labels), ("--masks", masks)):
+        if folder is not None and not Path(folder).is_dir():
+            raise FileNotFoundError(f"{option} {folder} is not a folder.")
+
+    # Resolve every file before writing anything, so a missing one is reported at once.
+    masks_of = {c: find_case_file(Path(masks), c) for c in cases} if masks is not None else {}
+    labels_of = {c: find_case_file(Path(labels), c) for c in cases} if labels is not None else {}
+    for option, found, example in (("--masks", masks_of, "mask"), ("--labels", labels_of, "label")):
+        missing = sorted(c for c, path in found.items() if path is None)
+        if missing:
+            raise FileNotFoundError(
+                f"No {example} in {masks if option == '--masks' else labels} for {len(missing)} case(s): "
+                f"{', '.join(missing[:10])} (expected CASE.nii.gz). Give one for every case or drop {option}."
+            )
+
+    with RawDatasetWriter(dataset_id, name, channel_names, overwrite=overwrite, append=append,
+                          description=f"Converted from {images}", raw_base=raw_base) as writer:
+        for case_id, files in tqdm(cases.items(), desc="converting", unit="case"):
+            if role == "train":
+                writer.add_training_case(case_id, files, masks_of.get(case_id))
+            else:
+                writer.add_test_case(case_id, files, labels_of.get(case_id), masks_of.get(case_id))
+    return writer.target

@@ -1,0 +1,118 @@
+"""Read NIfTI (or any SimpleITK format) into float32 arrays with their geometry, checking them."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from disyre_v2.imageio.errors import ImageFormatError
+from disyre_v2.imageio.geometry import Geometry, check_same_grid
+
+
+def _load_3d(path: Path) -> sitk.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise ImageFormatError(f"{path} does not exist.")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown error"
+        raise ImageFormatError(
+            f"{path} is not a readable image ({first_line}). Check that the file is complete "
+            f"and is a NIfTI (.nii or .nii.gz)."
+        ) from None
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ImageFormatError(
+            f"{path} has {image.GetNumberOfComponentsPerPixel()} components per voxel; expected a "
+            f"scalar 3D image. Save each channel as its own file (CASE_0000, CASE_0001, ...)."
+        )
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        # A 4D file with a single volume (common from some converters) is a 3D image.
+        image = image[:, :, :, 0]
+    if image.GetDimension() != 3:
+        raise ImageFormatError(
+            f"{path} is {image.GetDimension()}D with size {image.GetSize()}; expected a 3D volume. "
+            f"Split 4D series into one 3D file per channel."
+        )
+    return image
+
+
+def _count_non_finite_nifti(path: Path) -> int:
+    """NaN/inf voxels stored in a floating-point NIfTI file.
+
+    ITK's NIfTI reader (nifti_read_buffer) silently replaces NaN and inf by 0, so they are counted
+    on the raw data with nibabel (installed with nilearn) for float files only.
+    """
+    import nibabel
+
+    image = nibabel.load(str(path))
+    if not np.issubdtype(image.get_data_dtype(), np.floating):
+        return 0
+    return int((~np.isfinite(np.asanyarray(image.dataobj))).sum())
+
+
+def _check_finite(array: np.ndarray, path: Path | str) -> None:
+    bad = int((~np.isfinite(array)).sum()) if np.issubdtype(array.dtype, np.floating) else 0
+    if bad == 0 and str(path).endswith((".nii", ".nii.gz")):
+        bad = _count_non_finite_nifti(Path(path))
+    if bad:
+        raise ImageFormatError(
+            f"{path} contains {bad} NaN or infinite voxel(s). Replace them (e.g. with 0 outside "
+            f"the brain) before conversion."
+        )
+
+
+def read_sitk_image(path: Path | str) -> sitk.Image:
+    """A checked 3D SimpleITK image in its stored pixel type (for copying files unchanged)."""
+    image = _load_3d(Path(path))
+    _check_finite(sitk.GetArrayViewFromImage(image), path)
+    return image
+
+
+def read_image(path: Path | str) -> tuple[np.ndarray, Geometry]:
+    """A 3D image as a float32 (Z, Y, X) array and its geometry; non-finite values are refused."""
+    image = _load_3d(Path(path))
+    array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    _check_finite(array, path)
+    return array, Geometry.from_image(image)
+
+
+def read_case(paths: Sequence[Path | str]) -> tuple[np.ndarray, Geometry]:
+    """All channels of one case as a float32 (C, Z, Y, X) array; channels must share one grid."""
+    if not paths:
+        raise ValueError("read_case needs at least one channel file.")
+    arrays, geometry = [], None
+    for path in paths:
+        array, this = read_image(path)
+        if geometry is None:
+            geometry = this
+        else:
+            check_same_grid(geometry, this, paths[0], path)
+        arrays.append(array)
+    return np.stack(arrays), geometry
+
+
+def read_mask(path: Path | str, reference: Geometry | None = None, reference_path: Path | str = "the image") -> np.ndarray:
+    """A brain mask as a bool (Z, Y, X) array (> 0 is brain), optionally checked against a grid."""
+    array, geometry = read_image(path)
+    if reference is not None:
+        check_same_grid(reference, geometry, reference_path, path)
+    return array > 0
+
+
+def read_label(path: Path | str, reference: Geometry | None = None, reference_path: Path | str = "the image") -> np.ndarray:
+    """A lesion label map as int16 (Z, Y, X); values must be integers (> 0 is anomalous)."""
+    array, geometry = read_image(path)
+    if reference is not None:
+        check_same_grid(reference, geometry, reference_path, path)
+    rounded = np.rint(array)
+    if not np.array_equal(rounded, array):
+        raise ImageFormatError(
+            f"{path} has non-integer values (e.g. {array[rounded != array].flat[0]:.4g}); a label map "
+            f"holds integer classes. Threshold or round it, or check that it is not an image."
+        )
+    if rounded.min() < np.iinfo(np.int16).min or rounded.max() > np.iinfo(np.int16).max:
+        raise ImageFormatError(f"{path} has label values outside the int16 range.")
+    return rounded.astype(np.int16)

@@ -1,0 +1,1 @@
+"""Data loading, augmentation, anomaly synthesis, severity schedule, network and trainer."""

@@ -1,0 +1,34 @@
+from setuptools import find_packages, setup
+
+# Console scripts: one command per pipeline stage (see documentation/reference/cli.md).
+CONSOLE_SCRIPTS = [
+    "disyre_v2_convert_folder = disyre_v2.run.convert_folder:main",
+]
+
+setup(
+    name="disyre_v2",
+    version="0.1.0",
+    description="DISYRE v2: ensembled cold-diffusion restorations for unsupervised anomaly "
+    "detection in brain MRI, as a self-configuring pipeline",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["disyre_v2", "disyre_v2.*"]),
+    # torch stays loose so GPU users keep their CUDA build; CPU machines install
+    # torch==2.13.0 first (README), which satisfies this range without a download.
+    install_requires=[
+        "torch>=2.1",
+        "numpy",
+        "SimpleITK>=2.2",
+        "batchgenerators>=0.25",
+        "scikit-learn",
+        "scipy",
+        "tqdm",
+        "matplotlib",
+        "nilearn",
+        "nibabel",  # NaN/inf check of NIfTI files (ITK zeroes them on read)
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+)
