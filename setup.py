@@ -2,6 +2,10 @@ from setuptools import find_packages, setup
 
 # Console scripts: one command per pipeline stage (see documentation/reference/cli.md).
 CONSOLE_SCRIPTS = [
+    "disyre_v2_convert_camcan = disyre_v2.run.convert_camcan:main",
+    "disyre_v2_convert_atlas = disyre_v2.run.convert_atlas:main",
+    "disyre_v2_convert_brats2020 = disyre_v2.run.convert_brats2020:main",
+    "disyre_v2_convert_ixi = disyre_v2.run.convert_ixi:main",
     "disyre_v2_convert_folder = disyre_v2.run.convert_folder:main",
 ]
 

@@ -159,3 +159,12 @@ def test_label_must_be_integer(tmp_path):
         read_label(path)
     values[2, 2, 2] = 4
     assert read_label(write_nifti(tmp_path / "ok.nii.gz", values)).dtype == np.int16
+
+
+@pytest.mark.parametrize("name, dtype", [("cut.nii.gz", np.int16), ("cut.nii", np.int16), ("cut.nii.gz", np.float32)])
+def test_truncated_file_is_refused(tmp_path, name, dtype):
+    path = write_nifti(tmp_path / name, brain_volume((20, 22, 24)).astype(dtype))
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 3])
+    with pytest.raises(ImageFormatError, match=r"cut\.nii(\.gz)? is (truncated or damaged|not a readable image)"):
+        read_image(path)

@@ -147,7 +147,12 @@ class RawDatasetWriter:
         if self.target.exists():
             old = self.raw_base / f".{self.name}.old-{uuid.uuid4().hex[:8]}"
             self.target.rename(old)
-        self.staging.rename(self.target)
+        try:
+            self.staging.rename(self.target)
+        except OSError:
+            if old is not None:
+                old.rename(self.target)  # put the previous dataset back
+            raise
         self.staging = None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

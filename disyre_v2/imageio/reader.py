@@ -40,23 +40,30 @@ def _load_3d(path: Path) -> sitk.Image:
 
 
 def _count_non_finite_nifti(path: Path) -> int:
-    """NaN/inf voxels stored in a floating-point NIfTI file.
+    """NaN/inf voxels stored in a NIfTI file; also the check that the file is complete.
 
-    ITK's NIfTI reader (nifti_read_buffer) silently replaces NaN and inf by 0, so they are counted
-    on the raw data with nibabel (installed with nilearn) for float files only.
+    ITK's NIfTI reader silently replaces NaN and inf by 0 (nifti_read_buffer) and fills a truncated
+    file with zeros, so the stored voxels are read once more with nibabel (installed with nilearn).
     """
     import nibabel
 
-    image = nibabel.load(str(path))
-    if not np.issubdtype(image.get_data_dtype(), np.floating):
+    try:
+        image = nibabel.load(str(path))
+        raw = np.asanyarray(image.dataobj.get_unscaled())
+    except (EOFError, OSError, ValueError, nibabel.filebasedimages.ImageFileError) as error:
+        raise ImageFormatError(
+            f"{path} is truncated or damaged ({type(error).__name__}: {str(error)[:120]}). Copy or export "
+            f"the file again."
+        ) from None
+    if not np.issubdtype(raw.dtype, np.floating):
         return 0
-    return int((~np.isfinite(np.asanyarray(image.dataobj))).sum())
+    return int((~np.isfinite(raw)).sum())
 
 
 def _check_finite(array: np.ndarray, path: Path | str) -> None:
     bad = int((~np.isfinite(array)).sum()) if np.issubdtype(array.dtype, np.floating) else 0
-    if bad == 0 and str(path).endswith((".nii", ".nii.gz")):
-        bad = _count_non_finite_nifti(Path(path))
+    if str(path).endswith((".nii", ".nii.gz")):
+        bad = max(bad, _count_non_finite_nifti(Path(path)))
     if bad:
         raise ImageFormatError(
             f"{path} contains {bad} NaN or infinite voxel(s). Replace them (e.g. with 0 outside "

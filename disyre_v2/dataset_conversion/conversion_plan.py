@@ -1,0 +1,105 @@
+"""What the public-dataset converters share: the list of cases to write, how missing files are
+reported, subject-id list files, and writing the cases through :class:`RawDatasetWriter`.
+
+Each converter first finds every file and checks that nothing is missing (no output is created
+then), and only then copies the cases; a failure while copying leaves nothing behind because the
+writer works in a staging folder that is renamed into place at the very end.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from disyre_v2.dataset_conversion.raw_dataset_writer import RawDatasetWriter
+
+logger = logging.getLogger(__name__)
+
+# Long listings are cut: the first lines say what is wrong, the count says how much.
+MAX_LISTED = 30
+
+
+class MissingFilesError(FileNotFoundError):
+    """Expected files of some cases are absent; the message lists them."""
+
+
+@dataclass(frozen=True)
+class PlannedCase:
+    case_id: str
+    split: str  # "Tr" (healthy training) or "Ts" (test)
+    channel_files: tuple[Path, ...]
+    label_file: Path | None = None
+    mask_file: Path | None = None
+
+
+def expected_name(folder: Path | None, stem: str) -> str:
+    """How a missing file is named in messages: its folder when known, both endings allowed."""
+    name = f"{stem}.nii[.gz]"
+    return str(folder / name) if folder is not None else name
+
+
+def listing(lines: Sequence[str]) -> str:
+    shown = [f"  - {line}" for line in lines[:MAX_LISTED]]
+    if len(lines) > MAX_LISTED:
+        shown.append(f"  ... and {len(lines) - MAX_LISTED} more")
+    return "\n".join(shown)
+
+
+def handle_missing(missing: dict[str, list[str]], root: Path, skip_incomplete: bool) -> set[str]:
+    """Raise :class:`MissingFilesError` naming every missing file, or, with ``skip_incomplete``,
+    warn and return the case keys to leave out."""
+    if not missing:
+        return set()
+    lines = [f"{case}: {name}" for case, names in sorted(missing.items()) for name in names]
+    if not skip_incomplete:
+        raise MissingFilesError(
+            f"{len(lines)} expected file(s) of {len(missing)} case(s) are missing under {root}:\n{listing(lines)}\n"
+            f"Add the files, or pass --skip-incomplete to convert only the complete cases."
+        )
+    logger.warning("Skipping %d incomplete case(s) (--skip-incomplete); missing file(s):\n%s", len(missing), listing(lines))
+    return set(missing)
+
+
+def read_id_list(path: Path | str, option: str) -> list[str]:
+    """Subject ids from a text file: separated by new lines, commas, tabs or spaces; ``#`` starts a
+    comment. Order is kept, duplicates dropped."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{option} {path} does not exist: give a text file with one subject id per line.")
+    ids: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        for token in line.split("#", 1)[0].replace(",", " ").split():
+            if token not in ids:
+                ids.append(token)
+    if not ids:
+        raise ValueError(f"{option} {path} holds no subject id (one per line expected).")
+    return ids
+
+
+def write_planned_cases(
+    cases: Sequence[PlannedCase],
+    dataset_id: int,
+    name: str,
+    channel_names: Sequence[str],
+    *,
+    overwrite: bool,
+    description: str,
+    labels: dict[str, int] | None = None,
+    raw_base: Path | str | None = None,
+    progress_label: str = "converting",
+    **dataset_json_extra,
+) -> Path:
+    """Copy the cases into ``DatasetNNN_Name`` (all or nothing); returns the dataset folder."""
+    if not cases:
+        raise ValueError("No case to convert: every case was excluded or skipped; nothing was written.")
+    with RawDatasetWriter(dataset_id, name, channel_names, overwrite=overwrite, description=description,
+                          labels=labels, raw_base=raw_base, **dataset_json_extra) as writer:
+        for case in tqdm(cases, desc=progress_label, unit="case"):
+            if case.split == "Tr":
+                writer.add_training_case(case.case_id, case.channel_files, case.mask_file)
+            else:
+                writer.add_test_case(case.case_id, case.channel_files, case.label_file, case.mask_file)
+    return writer.target
