@@ -1,0 +1,107 @@
+"""Preprocess one case for a configuration: crop to the brain, normalise, resample.
+
+The same code serves training (the dataset preprocessor saves its output) and prediction (the
+predictor calls :func:`preprocess_case` on a test case in memory). The returned properties hold all
+that :func:`disyre_v2.preprocessing.inverse.restore_to_raw` needs to map a result back.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from disyre_v2.imageio.errors import ImageFormatError
+from disyre_v2.imageio.geometry import Geometry
+from disyre_v2.planning.defaults import SPACING_RTOL
+from disyre_v2.planning.plans import get_configuration
+from disyre_v2.preprocessing.cropping import brain_bounding_box, crop_to_box, cropped_geometry
+from disyre_v2.preprocessing.loading import load_case
+from disyre_v2.preprocessing.normalization import apply_normalization, normalization_scales
+from disyre_v2.preprocessing.resampling import resample_array, resampled_geometry, spacing_differs
+
+logger = logging.getLogger(__name__)
+
+# Bumped when the preprocessed format changes, so stale stores are redone rather than reused.
+PREPROCESSING_FORMAT_VERSION = 1
+# The configuration fields that change the preprocessed arrays.
+_SIGNATURE_KEYS = ("data_identifier", "spacing", "resample", "normalization")
+
+
+def preprocessing_signature(configuration: dict) -> str:
+    """A short hash of what determines the preprocessed arrays (to tell reusable outputs apart)."""
+    relevant = {key: configuration.get(key) for key in _SIGNATURE_KEYS}
+    relevant["format_version"] = PREPROCESSING_FORMAT_VERSION
+    return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def preprocess_case(image_paths: Sequence[Path | str], mask_path: Path | str | None, plans: dict,
+                    configuration: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Load and preprocess one case: float32 (C, Z, Y, X) in [0, 1], bool mask (Z, Y, X), properties."""
+    config = get_configuration(plans, configuration)
+    image_paths = [Path(p) for p in image_paths]
+    expected = len(plans.get("channel_names", {})) or None
+    if expected is not None and len(image_paths) != expected:
+        raise ImageFormatError(
+            f"{image_paths[0]}: {len(image_paths)} channel file(s) given, but the plans of "
+            f"{plans.get('dataset_name')} expect {expected} ({', '.join(plans['channel_names'].values())})."
+        )
+    data, mask, geometry = load_case(image_paths, mask_path)
+    data, mask, properties = preprocess_arrays(data, mask, geometry, config, image_paths)
+    properties.update(
+        configuration=configuration,
+        image_paths=[str(p) for p in image_paths],
+        mask_path=str(mask_path) if mask_path is not None else None,
+    )
+    return data, mask, properties
+
+
+def preprocess_arrays(data: np.ndarray, mask: np.ndarray, geometry: Geometry, config: dict,
+                      image_paths: Sequence[Path | str] | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Crop, normalise and resample arrays already loaded (``image_paths`` only name files in errors)."""
+    where = str(image_paths[0]) if image_paths else "the case"
+    normalization = config["normalization"]
+    # The percentile is taken before cropping so that domain "all" means the whole field of view.
+    scales = normalization_scales(data, mask, normalization, image_paths)
+    box = brain_bounding_box(mask)
+    cropped = cropped_geometry(geometry, box)
+    data = apply_normalization(crop_to_box(data, box), crop_to_box(mask, box), scales, normalization["clip"])
+    mask = np.ascontiguousarray(crop_to_box(mask, box))
+
+    differs = spacing_differs(geometry.spacing, config["spacing"], SPACING_RTOL)
+    resampled = bool(config["resample"]) and differs
+    target = cropped
+    if resampled:
+        target = resampled_geometry(cropped, config["spacing"])
+        data = np.stack([resample_array(channel, cropped, target, "cubic") for channel in data])
+        mask = resample_array(mask, cropped, target, "nearest")
+        if not mask.any():
+            raise ImageFormatError(
+                f"{where}: the brain mask vanishes when resampled to {list(config['spacing'])} mm; the brain "
+                f"is too small for this configuration's spacing. Check the mask, or plan a finer spacing."
+            )
+        # Cubic interpolation overshoots: back into the clip range, background exactly 0 again.
+        lo, hi = normalization["clip"]
+        data = np.clip(data, lo, hi, out=data) * mask[None]
+    elif differs:
+        logger.warning(
+            "%s: spacing %s differs from the plans' %s but resampling is off for this configuration "
+            "(resample: false); the case stays on its own grid.", where, list(geometry.spacing), config["spacing"])
+
+    properties = {
+        "raw_geometry": geometry.to_dict(),
+        "shape_raw": list(geometry.shape_zyx),
+        "crop_box": box,
+        "shape_cropped": list(cropped.shape_zyx),
+        "cropped_geometry": cropped.to_dict(),
+        "resampled": resampled,
+        "preprocessed_geometry": target.to_dict(),
+        "shape_preprocessed": list(target.shape_zyx),
+        "normalization": {**normalization, "scales": scales},
+        "brain_voxels": int(mask.sum()),
+        "preprocessing_signature": preprocessing_signature(config),
+    }
+    return np.ascontiguousarray(data, dtype=np.float32), mask, properties

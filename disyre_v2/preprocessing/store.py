@@ -1,0 +1,92 @@
+"""The preprocessed store of one configuration: CASE.npy, CASE_mask.npy and CASE.json per case.
+
+Files are written under a temporary hidden name and renamed, and CASE.json comes last: a case is
+finished exactly when its CASE.json exists (and names the current preprocessing signature), so a
+crash never leaves a truncated array that looks complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from disyre_v2.dataset.dataset_json import write_json_atomic
+from disyre_v2.imageio.writer import temporary_sibling
+
+
+def case_files(folder: Path | str, case_id: str) -> tuple[Path, Path, Path]:
+    """(CASE.npy, CASE_mask.npy, CASE.json) in ``folder``."""
+    folder = Path(folder)
+    return folder / f"{case_id}.npy", folder / f"{case_id}_mask.npy", folder / f"{case_id}.json"
+
+
+def save_npy_atomic(array: np.ndarray, path: Path) -> Path:
+    tmp = temporary_sibling(path, ".npy")
+    try:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def save_preprocessed_case(folder: Path | str, case_id: str, data: np.ndarray, mask: np.ndarray, properties: dict) -> None:
+    """Write one case; CASE.json last, as the mark of completion."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data_path, mask_path, json_path = case_files(folder, case_id)
+    if json_path.exists():
+        json_path.unlink()  # the case is incomplete until the new arrays are in place
+    save_npy_atomic(np.ascontiguousarray(data, dtype=np.float32), data_path)
+    save_npy_atomic(np.ascontiguousarray(mask, dtype=bool), mask_path)
+    write_json_atomic({"case_id": case_id, **properties}, json_path)
+
+
+def is_case_complete(folder: Path | str, case_id: str, signature: str) -> bool:
+    """True when all three files exist and CASE.json was written with ``signature``."""
+    data_path, mask_path, json_path = case_files(folder, case_id)
+    if not (data_path.is_file() and mask_path.is_file() and json_path.is_file()):
+        return False
+    try:
+        properties = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return properties.get("preprocessing_signature") == signature
+
+
+def load_preprocessed_case(folder: Path | str, case_id: str, mmap: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(data (C, Z, Y, X) float32, mask (Z, Y, X) bool, properties) of one preprocessed case."""
+    data_path, mask_path, json_path = case_files(folder, case_id)
+    for path in (data_path, mask_path, json_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} does not exist: case {case_id} has not been preprocessed. Run "
+                f"disyre_v2_plan_and_preprocess for this dataset and configuration."
+            )
+    mode = "r" if mmap else None
+    data = np.load(data_path, mmap_mode=mode, allow_pickle=False)
+    mask = np.load(mask_path, mmap_mode=mode, allow_pickle=False)
+    return data, mask, json.loads(json_path.read_text(encoding="utf-8"))
+
+
+def list_preprocessed_cases(folder: Path | str) -> list[str]:
+    """Sorted case ids with a CASE.json in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith("."))
+
+
+def remove_temporaries(folder: Path | str) -> int:
+    """Delete temporary files left by an interrupted run; returns how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    leftovers = [p for p in folder.iterdir() if p.name.startswith(".") and ".tmp" in p.name]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return len(leftovers)
