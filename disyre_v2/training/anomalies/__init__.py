@@ -1,0 +1,13 @@
+"""Synthetic anomalies for training (METHOD.md §4): DAG and its variants, as a batchgenerators transform."""
+from disyre_v2.training.anomalies.config import MODES, AnomalySynthesisConfig, AnomalySynthesisConfigError
+from disyre_v2.training.anomalies.synthesis import AnomalySynthesizer, SynthesisResult
+from disyre_v2.training.anomalies.transform import AnomalySynthesisTransform
+
+__all__ = [
+    "MODES",
+    "AnomalySynthesisConfig",
+    "AnomalySynthesisConfigError",
+    "AnomalySynthesizer",
+    "SynthesisResult",
+    "AnomalySynthesisTransform",
+]

@@ -1,0 +1,81 @@
+"""Augmentation before anomaly synthesis (METHOD.md §4), built from batchgenerators transforms.
+
+Input and target share the augmentation because synthesis comes after it. Background stays exactly
+0: the last transform multiplies by the (augmented) brain mask and clips to [0, 1].
+batchgenerators' transforms draw from the global ``random`` and ``numpy.random`` generators, so
+:class:`BatchSeededCompose` seeds both from the seed each batch carries: a batch is then
+reproducible whichever worker process makes it.
+"""
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import numpy as np
+from batchgenerators.transforms.abstract_transforms import AbstractTransform
+from batchgenerators.transforms.color_transforms import BrightnessMultiplicativeTransform, GammaTransform
+from batchgenerators.transforms.noise_transforms import GaussianBlurTransform, GaussianNoiseTransform
+from batchgenerators.transforms.spatial_transforms import MirrorTransform, SpatialTransform
+
+
+class BatchSeededCompose(AbstractTransform):
+    """Apply transforms in order after seeding every random source from ``data_dict["seed"]``.
+
+    Transforms with a ``reseed(seed_sequence)`` method (ours) get their own child sequence.
+    """
+
+    def __init__(self, transforms: Sequence[AbstractTransform]):
+        self.transforms = list(transforms)
+
+    def __call__(self, **data_dict):
+        seed = int(data_dict["seed"])
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        children = np.random.SeedSequence(seed).spawn(len(self.transforms))
+        for transform, child in zip(self.transforms, children):
+            if hasattr(transform, "reseed"):
+                transform.reseed(child)
+            data_dict = transform(**data_dict)
+        return data_dict
+
+
+class MaskAndClipTransform(AbstractTransform):
+    """Background to exactly 0 and intensities into [0, 1]; the brain mask moves from ``seg`` to ``mask``."""
+
+    def __call__(self, **data_dict):
+        mask = data_dict.pop("seg") > 0.5
+        data = np.clip(data_dict["data"], 0.0, 1.0) * mask
+        data_dict["data"] = data.astype(np.float32, copy=False)
+        data_dict["mask"] = mask.astype(np.uint8)
+        return data_dict
+
+
+def build_augmentation(params: dict, patch_size: Sequence[int]) -> list[AbstractTransform]:
+    """The transforms of METHOD.md §4 from the plans' ``augmentation`` entry."""
+    angle = np.deg2rad(params["rotation_deg"])
+    transforms: list[AbstractTransform] = [
+        SpatialTransform(
+            list(patch_size), patch_center_dist_from_border=None, random_crop=False,
+            do_elastic_deform=params["elastic_probability"] > 0, alpha=(0.0, 200.0), sigma=(9.0, 13.0),
+            do_rotation=params["rotation_probability"] > 0, angle_x=(-angle, angle), angle_y=(0, 0), angle_z=(0, 0),
+            do_scale=params["scale_probability"] > 0, scale=tuple(params["scale_range"]),
+            border_mode_data="constant", border_cval_data=0, order_data=3,
+            border_mode_seg="constant", border_cval_seg=0, order_seg=0,
+            p_el_per_sample=params["elastic_probability"], p_rot_per_sample=params["rotation_probability"],
+            p_scale_per_sample=params["scale_probability"],
+        ),
+        # Each in-plane axis is flipped with probability 0.5 (batchgenerators' augment_mirroring).
+        MirrorTransform(axes=(0, 1), p_per_sample=1.0 if params["mirror_probability"] > 0 else 0.0),
+        BrightnessMultiplicativeTransform(tuple(params["brightness_range"]), per_channel=True,
+                                          p_per_sample=params["brightness_probability"]),
+        GammaTransform(tuple(params["gamma_range"]), invert_image=False, per_channel=True, retain_stats=False,
+                       p_per_sample=params["gamma_probability"]),
+        GammaTransform(tuple(params["gamma_range"]), invert_image=True, per_channel=True, retain_stats=False,
+                       p_per_sample=params["gamma_probability"]),
+        # batchgenerators uses the drawn "variance" as the standard deviation: σ ~ U(0, max).
+        GaussianNoiseTransform((0.0, params["noise_sigma_max"]), p_per_sample=params["noise_probability"]),
+        GaussianBlurTransform(tuple(params["blur_sigma_range"]), different_sigma_per_channel=True,
+                              p_per_sample=params["blur_probability"], p_per_channel=1.0),
+        MaskAndClipTransform(),
+    ]
+    return transforms

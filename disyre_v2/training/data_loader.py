@@ -1,0 +1,130 @@
+"""Training batches of 2D slices from the preprocessed 3D volumes (METHOD.md §6).
+
+A batch is ``n_volumes`` random volumes × ``n_slices`` random slices that contain brain. Each slice
+is cropped to its brain bounding box, then randomly cropped to the patch size if larger or centred
+and zero-padded if smaller. Volumes are opened memory-mapped, so a batch reads only its slices.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from batchgenerators.dataloading.data_loader import DataLoader
+
+
+def worker_seed_sequence(seed: int, fold: int | str, rank: int, worker: int) -> np.random.SeedSequence:
+    """Independent, reproducible streams for every (seed, fold, rank, worker)."""
+    fold_key = 5 if str(fold) == "all" else int(fold)
+    return np.random.SeedSequence([int(seed), fold_key, int(rank), int(worker)])
+
+
+def brain_bounding_box_2d(mask: np.ndarray) -> tuple[slice, slice]:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def crop_or_pad(image: np.ndarray, mask: np.ndarray, patch: Sequence[int], rng: np.random.Generator):
+    """Random crop of (C, H, W)/(H, W) arrays to ``patch`` where larger, centred zero padding where smaller."""
+    out_image = np.zeros((image.shape[0], *patch), np.float32)
+    out_mask = np.zeros(tuple(patch), np.uint8)
+    src, dst = [], []
+    for size, target in zip(mask.shape, patch):
+        if size >= target:
+            start = int(rng.integers(0, size - target + 1))
+            src.append(slice(start, start + target))
+            dst.append(slice(0, target))
+        else:
+            before = (target - size) // 2
+            src.append(slice(0, size))
+            dst.append(slice(before, before + size))
+    out_image[(slice(None), *dst)] = image[(slice(None), *src)]
+    out_mask[tuple(dst)] = mask[tuple(src)]
+    return out_image, out_mask
+
+
+class SliceDataLoader(DataLoader):
+    """batchgenerators DataLoader yielding ``{"data": (B, C, P, P) float32, "seg": (B, 1, P, P) uint8,
+    "seed": int, "keys": [...]}`` with B = n_volumes × n_slices.
+
+    ``seed`` is drawn from the loader's own stream for the transforms that follow (see
+    :class:`disyre_v2.training.augmentation.BatchSeededCompose`), so a batch is a pure function of
+    the stream and does not depend on which worker process produced it.
+    """
+
+    def __init__(
+        self,
+        data_folder: Path | str,
+        case_ids: Sequence[str],
+        patch_size: Sequence[int],
+        n_volumes: int,
+        n_slices: int,
+        *,
+        seed: int = 0,
+        fold: int | str = 0,
+        rank: int = 0,
+        slice_axis: int = 0,
+    ):
+        if not case_ids:
+            raise ValueError(f"No training case for the data loader in {data_folder}.")
+        super().__init__(list(case_ids), n_volumes, num_threads_in_multithreaded=1,
+                         seed_for_shuffle=seed, infinite=True)
+        self.data_folder = Path(data_folder)
+        self.patch_size = tuple(int(p) for p in patch_size)
+        self.n_volumes = int(n_volumes)
+        self.n_slices = int(n_slices)
+        self.slice_axis = int(slice_axis)
+        self.seed_key = (int(seed), fold, int(rank))
+        for case_id in case_ids:
+            for suffix in (".npy", "_mask.npy"):
+                if not (self.data_folder / f"{case_id}{suffix}").is_file():
+                    raise FileNotFoundError(
+                        f"{self.data_folder / (case_id + suffix)} is missing: run disyre_v2_plan_and_preprocess first."
+                    )
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.set_thread_id(0)
+
+    def set_thread_id(self, thread_id: int) -> None:
+        # Called once in each worker process: give every worker its own reproducible stream.
+        super().set_thread_id(thread_id)
+        self.rng = np.random.default_rng(worker_seed_sequence(*self.seed_key, thread_id))
+
+    def _volume(self, case_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Memory-mapped image and mask, and the indices of the slices that hold brain."""
+        if case_id not in self._arrays:
+            image = np.load(self.data_folder / f"{case_id}.npy", mmap_mode="r")
+            mask = np.load(self.data_folder / f"{case_id}_mask.npy", mmap_mode="r")
+            other_axes = tuple(a for a in range(3) if a != self.slice_axis)
+            brain_slices = np.flatnonzero(np.asarray(mask).any(axis=other_axes))
+            if brain_slices.size == 0:
+                raise ValueError(f"{self.data_folder / (case_id + '_mask.npy')} is empty: no slice holds brain.")
+            self._arrays[case_id] = (image, mask, brain_slices)
+        return self._arrays[case_id]
+
+    def _slice(self, image: np.ndarray, mask: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
+        take = [slice(None)] * 3
+        take[self.slice_axis] = index
+        return np.asarray(image[(slice(None), *take)], np.float32), np.asarray(mask[tuple(take)], bool)
+
+    def generate_train_batch(self) -> dict:
+        n = len(self._data)
+        cases = self.rng.choice(n, self.n_volumes, replace=n < self.n_volumes)
+        images, masks, keys = [], [], []
+        for case_index in cases:
+            case_id = self._data[case_index]
+            image, mask, brain_slices = self._volume(case_id)
+            chosen = self.rng.choice(brain_slices, self.n_slices, replace=brain_slices.size < self.n_slices)
+            for index in chosen:
+                slice_image, slice_mask = self._slice(image, mask, int(index))
+                rows, cols = brain_bounding_box_2d(slice_mask)
+                patch_image, patch_mask = crop_or_pad(slice_image[:, rows, cols], slice_mask[rows, cols],
+                                                      self.patch_size, self.rng)
+                images.append(patch_image)
+                masks.append(patch_mask[None])
+                keys.append((case_id, int(index)))
+        return {
+            "data": np.stack(images),
+            "seg": np.stack(masks),
+            "seed": int(self.rng.integers(0, 2**31 - 1)),
+            "keys": keys,
+        }
