@@ -1,0 +1,52 @@
+"""disyre_v2_train: one training run per (fold, seed); under torchrun, one per process."""
+from __future__ import annotations
+
+import argparse
+
+from disyre_v2.run.common import add_common_flags, run_cli
+from disyre_v2.training.trainer.registry import trainer_names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="disyre_v2_train",
+        description="Train a DISYRE v2 restoration model on the healthy training cases of a preprocessed dataset. "
+        "Outputs go to $DISYRE_results/DatasetNNN_Name/<trainer>__<plans>__<configuration>/fold_F_seed_S/.",
+        epilog="Examples: disyre_v2_train 1 2d_small 0 --seed 0 --steps 3000 | several GPUs: "
+        "torchrun --nproc_per_node=4 $(which disyre_v2_train) 1 2d 0 -device cuda",
+    )
+    parser.add_argument("dataset", help="dataset id or name (1, 001, Dataset001_Name)")
+    parser.add_argument("configuration", help="configuration of the plans, e.g. 2d or 2d_small")
+    parser.add_argument("fold", help="fold 0..4 of splits_final.json, or 'all' (train on every case)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the run (default 0); one folder per seed")
+    parser.add_argument("-tr", "--trainer", default="DisyreTrainer",
+                        help=f"trainer class (default DisyreTrainer); available: {', '.join(trainer_names())}")
+    parser.add_argument("--steps", type=int, default=None, help="number of training steps (default: the plans')")
+    parser.add_argument("--c", "--continue", dest="resume", action="store_true",
+                        help="continue from checkpoint_latest.pth of this run")
+    parser.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
+    parser.add_argument("--val_every", type=int, default=None,
+                        help="validate, write checkpoint_latest.pth and progress.png every K steps (default: trainer's)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="reproducible to the bit: data pipeline in-process, deterministic algorithms")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network (useful on GPU)")
+    add_common_flags(parser)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    from disyre_v2.training.run_training import train
+
+    output = train(args.dataset, args.configuration, args.fold, trainer=args.trainer, seed=args.seed,
+                   num_steps=args.steps, resume=args.resume, device=args.device, val_every=args.val_every,
+                   deterministic=args.deterministic, compile=args.compile)
+    print(f"Model written to {output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(_run, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

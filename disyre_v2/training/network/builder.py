@@ -1,0 +1,42 @@
+"""Build the network named in plans.json ("network": {"class_name": ..., "kwargs": {...}}).
+
+An explicit registry rather than searching modules for a class of that name: what can be built is
+visible here, and a typo fails with the list of valid names.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from disyre_v2.training.network.unet import DisyreUNet
+
+NETWORK_REGISTRY: dict[str, type[nn.Module]] = {
+    "DisyreUNet": DisyreUNet,
+}
+
+
+def build_network(network_plans: Mapping[str, Any]) -> nn.Module:
+    """Instantiate `network_plans["class_name"]` from NETWORK_REGISTRY with `network_plans["kwargs"]`."""
+    if not isinstance(network_plans, Mapping) or "class_name" not in network_plans:
+        raise ValueError(
+            "network plans must be a mapping with 'class_name' and 'kwargs' "
+            f"(the 'network' entry of a configuration in plans.json), got {network_plans!r}"
+        )
+    class_name = network_plans["class_name"]
+    if class_name not in NETWORK_REGISTRY:
+        raise ValueError(
+            f"unknown network class_name {class_name!r} in the plans; known: "
+            f"{', '.join(sorted(NETWORK_REGISTRY))}"
+        )
+    kwargs = network_plans.get("kwargs", {})
+    if not isinstance(kwargs, Mapping):
+        raise ValueError(f"network 'kwargs' must be a mapping, got {type(kwargs).__name__}")
+    try:
+        return NETWORK_REGISTRY[class_name](**kwargs)
+    except TypeError as error:
+        # Missing or misspelt keys: say which class and which keys were given.
+        raise ValueError(
+            f"network plans kwargs {sorted(kwargs)} do not fit {class_name}: {error}"
+        ) from error

@@ -1,0 +1,333 @@
+"""The DISYRE v2 trainer (METHOD.md §6): a 2D U-Net P(x_sc, t) learns to restore x0 from slices
+corrupted by synthetic anomalies of severity t; loss MSE(P(x_sc, t), x0) over the whole patch.
+
+Small hook methods (initialize, build_data_pipeline, train_step, validation_step, save/load
+checkpoint, run) and hyperparameters as attributes, so a variant overrides one thing by name.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from disyre_v2.dataset.dataset_json import write_json_atomic
+from disyre_v2.training.anomalies.transform import AnomalySynthesisTransform
+from disyre_v2.training.augmentation import build_augmentation
+from disyre_v2.training.data_loader import SliceDataLoader
+from disyre_v2.training.data_pipeline import build_batch_generator
+from disyre_v2.training.network.builder import build_network
+from disyre_v2.training.schedule import SeverityScheduler
+from disyre_v2.training.trainer.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from disyre_v2.training.trainer.distributed import DistributedContext, all_reduce_mean, barrier, check_ranks_agree
+from disyre_v2.training.trainer.lr_schedule import build_lr_scheduler
+from disyre_v2.training.trainer.progress import ProgressLog
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_SEED = 20240710  # the same synthetic validation anomalies for every run
+
+
+class DisyreTrainer:
+    """DISYRE v2: DAG anomalies, time-conditioned network."""
+
+    synthesis_mode: str | None = None  # None: the mode of the plans ("dag")
+    conditional: bool = True
+    num_steps: int | None = None  # None: the plans' training.num_steps
+    val_every: int = 250
+    num_validation_batches: int = 2
+    log_every: int = 10
+
+    def __init__(self, plans: dict, configuration: str, fold: int | str, preprocessed_dataset_folder: Path | str,
+                 output_folder: Path | str, *, seed: int = 0, device: str = "cpu", num_steps: int | None = None,
+                 val_every: int | None = None, deterministic: bool = False, compile: bool = False,
+                 distributed: DistributedContext | None = None):
+        if configuration not in plans["configurations"]:
+            raise ValueError(f"Configuration {configuration!r} is not in the plans; available: "
+                             f"{', '.join(plans['configurations'])}.")
+        self.plans = plans
+        self.configuration_name = configuration
+        self.configuration = plans["configurations"][configuration]
+        self.fold = fold
+        self.seed = int(seed)
+        self.preprocessed_dataset_folder = Path(preprocessed_dataset_folder)
+        self.output_folder = Path(output_folder)
+        self.device = torch.device(device)
+        self.deterministic = deterministic
+        self.compile = compile
+        self.distributed = distributed or DistributedContext()
+        training = self.configuration["training"]
+        self.num_steps = int(num_steps or self.num_steps or training["num_steps"])
+        self.val_every = int(val_every or self.val_every)
+        self.lr = float(training["lr"])
+        self.betas = tuple(training["betas"])
+        self.weight_decay = float(training["weight_decay"])
+        self.warmup_steps = min(int(training["warmup_steps"]), max(self.num_steps // 2, 1))
+        self.grad_clip = float(training["grad_clip"])
+        self.ema_decay = training.get("ema_decay")
+        self.step = 0
+        self.progress = ProgressLog()
+        self._first_batch_keys: str | None = None
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def arguments(self) -> dict:
+        """What a checkpoint records to tell whether it can be resumed by this run."""
+        return {"configuration": self.configuration_name, "fold": str(self.fold), "seed": self.seed,
+                "num_steps": self.num_steps, "val_every": self.val_every, "deterministic": self.deterministic}
+
+    # -- set-up ----------------------------------------------------------------------------
+    def initialize(self) -> None:
+        self._seed_everything()
+        network_plans = json.loads(json.dumps(self.configuration["network"]))
+        network_plans["kwargs"]["conditional"] = self.conditional
+        self.network = build_network(network_plans).to(self.device)
+        self.scheduler = SeverityScheduler.from_dict(self.configuration["schedule"])
+        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.lr, betas=self.betas,
+                                           weight_decay=self.weight_decay)
+        self.lr_scheduler = build_lr_scheduler(self.optimizer, self.warmup_steps, self.num_steps)
+        self.ema = None
+        if self.ema_decay:
+            self.ema = torch.optim.swa_utils.AveragedModel(
+                self.network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(float(self.ema_decay)))
+        self.model = self.network
+        if self.distributed.enabled:
+            self.model = DistributedDataParallel(
+                self.network, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.compile:
+            self.model = torch.compile(self.model)
+        self.build_data_pipeline()
+
+    def _seed_everything(self) -> None:
+        seed = self.seed + 1000 * self.distributed.rank
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        if self.deterministic:
+            torch.use_deterministic_algorithms(True)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+    def split(self) -> tuple[list[str], list[str]]:
+        """Training and validation cases of this fold from splits_final.json ('all': every case, both)."""
+        path = self.preprocessed_dataset_folder / "splits_final.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run disyre_v2_plan_and_preprocess first.")
+        splits = json.loads(path.read_text())
+        if str(self.fold) == "all":
+            cases = sorted(set(splits[0]["train"]) | set(splits[0]["val"]))
+            return cases, cases
+        fold = int(self.fold)
+        if not 0 <= fold < len(splits):
+            raise ValueError(f"Fold {fold} does not exist: {path} has folds 0..{len(splits) - 1} (or use 'all').")
+        return list(splits[fold]["train"]), list(splits[fold]["val"])
+
+    def synthesis_transform(self, seed: int) -> AnomalySynthesisTransform:
+        return AnomalySynthesisTransform.from_plans(self.configuration, seed=seed, mode=self.synthesis_mode)
+
+    def build_data_pipeline(self) -> None:
+        train_cases, val_cases = self.split()
+        data_folder = self.preprocessed_dataset_folder / self.configuration["data_identifier"]
+        patch = self.configuration["patch_size"]
+        batch = self.configuration["batch"]
+        self.train_loader = SliceDataLoader(
+            data_folder, train_cases, patch, batch["n_volumes"], batch["n_slices"], seed=self.seed, fold=self.fold,
+            rank=self.distributed.rank, slice_axis=self.configuration.get("slice_axis", 0))
+        self.train_synthesis = self.synthesis_transform(self.seed)
+        transforms = build_augmentation(self.configuration["augmentation"], patch) + [self.train_synthesis]
+        workers = 0 if self.deterministic else None
+        self.train_batches = build_batch_generator(self.train_loader, transforms, workers,
+                                                   pin_memory=self.device.type == "cuda")
+        self.validation_set = self._fixed_validation_set(data_folder, val_cases)
+
+    def _fixed_validation_set(self, data_folder: Path, cases: list[str]) -> list[dict]:
+        """Held-out slices with synthetic anomalies drawn from a fixed seed: comparable across runs."""
+        batch = self.configuration["batch"]
+        loader = SliceDataLoader(data_folder, cases, self.configuration["patch_size"], batch["n_volumes"],
+                                 batch["n_slices"], seed=VALIDATION_SEED, fold=0)
+        generator = build_batch_generator(loader, build_augmentation(_NO_AUGMENTATION, self.configuration["patch_size"])
+                                          + [self.synthesis_transform(VALIDATION_SEED)], num_workers=0)
+        return [self._to_tensors(next(generator)) for _ in range(self.num_validation_batches)]
+
+    def _to_tensors(self, batch: dict) -> dict:
+        non_blocking = self.device.type == "cuda"
+        return {
+            "data": torch.as_tensor(batch["data"]).to(self.device, non_blocking=non_blocking),
+            "target": torch.as_tensor(batch["target"]).to(self.device, non_blocking=non_blocking),
+            "t": torch.as_tensor(batch["t"], dtype=torch.long).to(self.device, non_blocking=non_blocking),
+        }
+
+    # -- steps -----------------------------------------------------------------------------
+    def autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def forward(self, model: torch.nn.Module, batch: dict) -> torch.Tensor:
+        return model(batch["data"], batch["t"] if self.conditional else None)
+
+    def train_step(self, batch: dict) -> float:
+        self.model.train()
+        with self.autocast():
+            prediction = self.forward(self.model, batch)
+        loss = torch.nn.functional.mse_loss(prediction.float(), batch["target"])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.network)
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validation_step(self) -> float:
+        model = self.ema.module if self.ema is not None else self.network
+        model.eval()
+        losses = []
+        for batch in self.validation_set:
+            with self.autocast():
+                prediction = self.forward(model, batch)
+            losses.append(float(torch.nn.functional.mse_loss(prediction.float(), batch["target"])))
+        return float(np.mean(losses))
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def checkpoint_state(self) -> dict:
+        state = {
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "step": self.step,
+            "trainer_name": self.name,
+            "trainer_arguments": self.arguments(),
+            "plans_identifier": self.plans.get("plans_name", "DisyrePlans"),
+            "configuration": self.configuration_name,
+            "network_plans": json.dumps(self.configuration["network"], sort_keys=True),
+            "conditional": self.conditional,
+            "progress": self.progress.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_global_state(), "python": json.dumps(random.getstate())},
+        }
+        if self.deterministic:
+            # In-process data pipeline: its stream and foreign-patch cache resume exactly.
+            state["data_pipeline"] = {
+                "loader_rng": json.dumps(self.train_loader.rng.bit_generator.state),
+                "synthesis": self.train_synthesis.state_dict(),
+            }
+        return state
+
+    def save_checkpoint(self, file_name: str) -> Path | None:
+        if not self.distributed.is_main:
+            return None
+        return save_checkpoint(self.checkpoint_state(), self.output_folder / file_name)
+
+    def load_checkpoint(self, path: Path | str) -> None:
+        state = load_checkpoint(path, map_location=self.device)
+        check_compatible(state, path, trainer_name=self.name, configuration=self.configuration_name,
+                         plans_identifier=self.plans.get("plans_name", "DisyrePlans"),
+                         network_plans=json.dumps(self.configuration["network"], sort_keys=True))
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.step = int(state["step"])
+        self.progress.load_state_dict(state["progress"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        _restore_numpy_global_state(state["rng"]["numpy"])
+        version, internal, gauss = json.loads(state["rng"]["python"])
+        random.setstate((version, tuple(internal), gauss))
+        if "data_pipeline" in state and self.deterministic:
+            self.train_loader.rng.bit_generator.state = json.loads(state["data_pipeline"]["loader_rng"])
+            self.train_synthesis.load_state_dict(state["data_pipeline"]["synthesis"])
+        logger.info("Resumed from %s at step %d.", path, self.step)
+
+    # -- the loop --------------------------------------------------------------------------
+    def write_run_info(self) -> None:
+        if not self.distributed.is_main:
+            return
+        batch = self.configuration["batch"]
+        per_rank = batch["n_volumes"] * batch["n_slices"]
+        info = {"trainer": self.name, "arguments": self.arguments(), "device": str(self.device),
+                "world_size": self.distributed.world_size, "batch_per_rank": per_rank,
+                "global_batch": per_rank * self.distributed.world_size, "learning_rate": self.lr,
+                "parameters": sum(p.numel() for p in self.network.parameters()),
+                "torch": torch.__version__}
+        self.output_folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(info, self.output_folder / "debug.json")
+        self.scheduler.save(self.output_folder)
+        logger.info("Global batch %d (%d per rank × %d ranks), learning rate %.3g, %d parameters.",
+                    info["global_batch"], per_rank, self.distributed.world_size, self.lr, info["parameters"])
+
+    def run(self) -> Path | None:
+        """Train up to ``num_steps``; returns checkpoint_final.pth (on rank 0)."""
+        self.write_run_info()
+        bar = tqdm(total=self.num_steps, initial=self.step, desc=f"training {self.name}", unit="step",
+                   disable=not self.distributed.is_main)
+        try:
+            while self.step < self.num_steps:
+                started = time.perf_counter()
+                batch = next(self.train_batches)
+                if self._first_batch_keys is None:
+                    self._first_batch_keys = repr(batch.get("keys"))
+                loss = self.train_step(self._to_tensors(batch))
+                self.step += 1
+                loss = all_reduce_mean(loss, self.distributed, self.device)
+                self.progress.log_train(self.step, loss, self.lr_scheduler.get_last_lr()[0], time.perf_counter() - started)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4g}")
+                if self.step % self.log_every == 0:
+                    logger.debug("step %d loss %.5f", self.step, loss)
+                if self.step % self.val_every == 0 or self.step == self.num_steps:
+                    self._validate_and_checkpoint()
+        finally:
+            bar.close()
+            self._stop_workers()
+        if self.distributed.enabled:
+            check_ranks_agree(self.network, self._first_batch_keys or "", self.distributed, self.device)
+        final = self.save_checkpoint("checkpoint_final.pth")
+        barrier(self.distributed)
+        return final
+
+    def _validate_and_checkpoint(self) -> None:
+        val_loss = all_reduce_mean(self.validation_step(), self.distributed, self.device)
+        self.progress.log_validation(self.step, val_loss)
+        logger.info("step %d: train loss %.5f, validation loss %.5f, lr %.3g", self.step,
+                    self.progress.values["train_loss"][-1], val_loss, self.lr_scheduler.get_last_lr()[0])
+        if self.distributed.is_main:
+            self.save_checkpoint("checkpoint_latest.pth")
+            self.progress.plot(self.output_folder / "progress.png")
+
+    def _stop_workers(self) -> None:
+        finish = getattr(self.train_batches, "_finish", None)
+        if finish is not None:
+            finish()
+
+
+def _numpy_global_state() -> str:
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    return json.dumps([name, keys.tolist(), position, has_gauss, cached])
+
+
+def _restore_numpy_global_state(text: str) -> None:
+    name, keys, position, has_gauss, cached = json.loads(text)
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+
+
+# Validation slices are neither augmented nor flipped: only masked and clipped.
+_NO_AUGMENTATION = {
+    "mirror_probability": 0.0, "rotation_probability": 0.0, "rotation_deg": 0.0, "scale_probability": 0.0,
+    "scale_range": [1.0, 1.0], "elastic_probability": 0.0, "brightness_probability": 0.0,
+    "brightness_range": [1.0, 1.0], "gamma_probability": 0.0, "gamma_range": [1.0, 1.0],
+    "noise_probability": 0.0, "noise_sigma_max": 0.0, "blur_probability": 0.0, "blur_sigma_range": [0.5, 0.5],
+}

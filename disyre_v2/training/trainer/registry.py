@@ -1,0 +1,18 @@
+"""Trainers by name: an explicit registry (no scanning of modules for class names)."""
+from __future__ import annotations
+
+from disyre_v2.training.trainer.base import DisyreTrainer
+from disyre_v2.training.trainer.variants import VARIANTS
+
+TRAINERS: dict[str, type[DisyreTrainer]] = {"DisyreTrainer": DisyreTrainer, **{c.__name__: c for c in VARIANTS}}
+
+
+def trainer_names() -> list[str]:
+    return sorted(TRAINERS)
+
+
+def get_trainer_class(name: str) -> type[DisyreTrainer]:
+    try:
+        return TRAINERS[name]
+    except KeyError:
+        raise ValueError(f"Unknown trainer {name!r}; available: {', '.join(trainer_names())}.") from None

@@ -1,0 +1,137 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from disyre_v2.training.run_training import train
+from disyre_v2.training.trainer.base import DisyreTrainer
+from disyre_v2.training.trainer.checkpoint import IncompatibleCheckpointError, load_checkpoint
+from disyre_v2.training.trainer.lr_schedule import warmup_cosine_factor
+from disyre_v2.training.trainer.registry import get_trainer_class
+from disyre_v2.run import train as cli
+from tests.trainer_fixtures import make_preprocessed_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trainer")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, sub in (("DISYRE_raw", "raw"), ("DISYRE_preprocessed", "pre"), ("DISYRE_results", "res")):
+            (root / sub).mkdir(exist_ok=True)
+            patch.setenv(key, str(root / sub))
+        name = make_preprocessed_dataset(root)
+    return root, name
+
+
+@pytest.fixture
+def env(dataset, monkeypatch, tmp_path):
+    root, name = dataset
+    monkeypatch.setenv("DISYRE_raw", str(root / "raw"))
+    monkeypatch.setenv("DISYRE_preprocessed", str(root / "pre"))
+    monkeypatch.setenv("DISYRE_results", str(tmp_path / "results"))
+    monkeypatch.setenv("DISYRE_n_proc_DA", "0")
+    return tmp_path / "results" / name
+
+
+def weights(path):
+    return load_checkpoint(path)["network"]
+
+
+def test_warmup_then_cosine():
+    assert warmup_cosine_factor(0, 4, 12) == pytest.approx(0.25)
+    assert warmup_cosine_factor(3, 4, 12) == pytest.approx(1.0)
+    assert warmup_cosine_factor(8, 4, 12) == pytest.approx(0.5)  # half-way through the decay
+    assert warmup_cosine_factor(12, 4, 12) == pytest.approx(0.0)
+
+
+def test_registry_names_variants():
+    assert get_trainer_class("DisyreTrainerFPI").synthesis_mode == "fpi"
+    assert get_trainer_class("DisyreTrainerUnconditional").conditional is False
+    with pytest.raises(ValueError, match="Unknown trainer 'Nope'; available: DisyreTrainer"):
+        get_trainer_class("Nope")
+
+
+def test_training_writes_the_model_folder(env):
+    run = train(1, "2d_small", 0, trainer="DisyreTrainer_debug", seed=0)
+    assert run == env / "DisyreTrainer_debug__DisyrePlans__2d_small" / "fold_0_seed_0"
+    for name in ("checkpoint_latest.pth", "checkpoint_final.pth", "progress.png", "training_log.txt", "debug.json",
+                 "schedule.json"):
+        assert (run / name).is_file(), name
+    for name in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
+        assert (run.parent / name).is_file(), name
+    state = load_checkpoint(run / "checkpoint_final.pth")
+    assert state["step"] == 6 and state["trainer_name"] == "DisyreTrainer_debug"
+    assert state["trainer_arguments"]["seed"] == 0 and state["plans_identifier"] == "DisyrePlans"
+    assert len(state["progress"]["train_loss"]) == 6 and len(state["progress"]["val_loss"]) == 2
+    assert "Global batch 4" in (run / "training_log.txt").read_text()
+    # Checkpoints hold plain data only: the safe loader reads them.
+    torch.load(run / "checkpoint_final.pth", weights_only=True)
+    with pytest.raises(FileExistsError, match="already holds checkpoints. Continue with --c"):
+        train(1, "2d_small", 0, trainer="DisyreTrainer_debug", seed=0)
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(env, monkeypatch):
+    straight = train(1, "2d_small", 1, trainer="DisyreTrainer_debug", seed=3, deterministic=True)
+    reference = weights(straight / "checkpoint_final.pth")
+    # Same seed again, crashing right after the checkpoint at step 3, then continued with --c.
+    original_step = DisyreTrainer.train_step
+    monkeypatch.setenv("DISYRE_results", str(env.parent / "second"))
+
+    def crash_at_four(self, batch):
+        if self.step == 3:
+            raise KeyboardInterrupt("simulated crash")
+        return original_step(self, batch)
+
+    monkeypatch.setattr(DisyreTrainer, "train_step", crash_at_four)
+    with pytest.raises(KeyboardInterrupt):
+        train(1, "2d_small", 1, trainer="DisyreTrainer_debug", seed=3, deterministic=True)
+    monkeypatch.setattr(DisyreTrainer, "train_step", original_step)
+    resumed = train(1, "2d_small", 1, trainer="DisyreTrainer_debug", seed=3, deterministic=True, resume=True)
+    assert resumed != straight and load_checkpoint(resumed / "checkpoint_final.pth")["step"] == 6
+    final = weights(resumed / "checkpoint_final.pth")
+    for key in reference:
+        torch.testing.assert_close(final[key], reference[key], rtol=0, atol=0)
+
+
+def test_other_seed_gives_other_weights(env):
+    a = weights(train(1, "2d_small", 2, trainer="DisyreTrainer_debug", seed=0, deterministic=True) / "checkpoint_final.pth")
+    b = weights(train(1, "2d_small", 2, trainer="DisyreTrainer_debug", seed=1, deterministic=True) / "checkpoint_final.pth")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_incompatible_checkpoint_is_refused(env, tmp_path):
+    run = train(1, "2d_small", 3, trainer="DisyreTrainer_debug", seed=0)
+    target = env / "DisyreTrainerUnconditional_debug__DisyrePlans__2d_small" / "fold_3_seed_0"
+    target.mkdir(parents=True)
+    (target / "checkpoint_latest.pth").write_bytes((run / "checkpoint_latest.pth").read_bytes())
+    with pytest.raises(IncompatibleCheckpointError, match="trainer_name: checkpoint 'DisyreTrainer_debug', expected "
+                                                           "'DisyreTrainerUnconditional_debug'"):
+        train(1, "2d_small", 3, trainer="DisyreTrainerUnconditional_debug", seed=0, resume=True)
+    (target / "checkpoint_latest.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(IncompatibleCheckpointError, match="cannot be read as a disyre_v2 checkpoint"):
+        train(1, "2d_small", 3, trainer="DisyreTrainerUnconditional_debug", seed=0, resume=True)
+
+
+def test_unconditional_variant_has_no_time_input(env):
+    run = train(1, "2d_small", 4, trainer="DisyreTrainerUnconditional_debug", seed=0)
+    state = load_checkpoint(run / "checkpoint_final.pth")
+    assert state["conditional"] is False
+    assert not any("time" in key for key in state["network"])
+
+
+def test_cli_errors(env, capsys):
+    assert cli.main(["1", "2d_small", "7", "-tr", "DisyreTrainer_debug"]) == 1
+    assert "FOLD must be 0..4 or 'all', got '7'" in capsys.readouterr().err
+    assert cli.main(["1", "3d", "0"]) == 1
+    assert "Configuration '3d' is not in the plans; available: 2d_small" in capsys.readouterr().err
+    assert cli.main(["9", "2d_small", "0"]) == 1
+    assert "No dataset with id 009" in capsys.readouterr().err
+
+
+def test_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["-h"])
+    text = capsys.readouterr().out
+    for flag in ("--seed", "--trainer", "--steps", "--c", "--device", "--val_every", "--deterministic", "--compile"):
+        assert flag in text

@@ -1,0 +1,30 @@
+"""A tiny planned and preprocessed dataset for the trainer, predictor and distributed tests."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from disyre_v2.planning.plan_and_preprocess_api import plan_and_preprocess
+from tests.planning_test_data import write_raw_dataset
+
+# Small enough for a CPU step in well under a second: 2 volumes x 2 slices of 16 x 16.
+TINY_TRAINING = {"n_volumes": 2, "n_slices": 2}
+
+
+def make_preprocessed_dataset(root: Path, channels=("T1",), n_train: int = 5, n_test: int = 2) -> str:
+    """Raw → preprocessed ``Dataset001_Tiny`` under ``root`` (env vars must point there); returns its name."""
+    write_raw_dataset(root / "raw", 1, "Tiny", n_train=n_train, n_test=n_test, channels=channels,
+                      shape=(10, 20, 18), spacing=(2.0, 2.0, 2.0))
+    out = plan_and_preprocess(1, ["2d_small"], progress=False)
+    plans_path = out / "plans.json"
+    plans = json.loads(plans_path.read_text())
+    config = plans["configurations"]["2d_small"]
+    config["batch"] = dict(TINY_TRAINING)
+    config["network"]["kwargs"]["widths"] = [8, 16]
+    config["network"]["kwargs"]["attention_levels"] = [1]
+    config["network"]["kwargs"]["norm_groups"] = 4
+    config["patch_size"] = [16, 16]
+    config["anomaly_synthesis"]["foreign_patch_cache_size"] = 4
+    config["training"]["warmup_steps"] = 2
+    plans_path.write_text(json.dumps(plans, indent=2))  # editing plans by hand is supported
+    return out.name
