@@ -7,6 +7,10 @@ CONSOLE_SCRIPTS = [
     "disyre_v2_convert_brats2020 = disyre_v2.run.convert_brats2020:main",
     "disyre_v2_convert_ixi = disyre_v2.run.convert_ixi:main",
     "disyre_v2_convert_folder = disyre_v2.run.convert_folder:main",
+    "disyre_v2_make_synthetic_dataset = disyre_v2.run.make_synthetic_dataset:main",
+    "disyre_v2_plan_and_preprocess = disyre_v2.run.plan_and_preprocess:main",
+    "disyre_v2_train = disyre_v2.run.train:main",
+    "disyre_v2_predict = disyre_v2.run.predict:main",
 ]
 
 setup(

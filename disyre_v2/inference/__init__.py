@@ -1,0 +1,1 @@
+"""Sliding-window restoration scores over whole volumes, the predictor and its export."""

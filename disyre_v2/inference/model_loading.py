@@ -1,0 +1,75 @@
+"""Load trained networks from a model folder (checkpoints read with weights_only=True)."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from disyre_v2.training.network.builder import build_network
+from disyre_v2.training.trainer.checkpoint import IncompatibleCheckpointError, load_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    network: torch.nn.Module
+    conditional: bool
+    run_folder: Path
+
+
+def available_runs(model_folder: Path) -> list[tuple[str, int]]:
+    """(fold, seed) of every ``fold_F_seed_S`` folder."""
+    runs = []
+    for path in sorted(model_folder.glob("fold_*_seed_*")):
+        _, fold, _, seed = path.name.split("_")
+        runs.append((fold, int(seed)))
+    return runs
+
+
+def load_models(model_folder: Path | str, configuration: str, folds: Sequence[str | int] | None = None,
+                seeds: Sequence[int] | None = None, checkpoint: str = "final",
+                device: torch.device | str = "cpu") -> list[LoadedModel]:
+    """One network per (fold, seed) found (or requested) in ``model_folder``, in eval mode."""
+    model_folder = Path(model_folder)
+    if checkpoint not in ("final", "latest"):
+        raise ValueError(f"-chk must be 'final' or 'latest', got {checkpoint!r}")
+    runs = available_runs(model_folder)
+    if not runs:
+        raise FileNotFoundError(f"{model_folder} holds no fold_F_seed_S folder: train first (disyre_v2_train).")
+    wanted = [(f, s) for f, s in runs
+              if (folds is None or f in {str(x) for x in folds}) and (seeds is None or s in set(seeds))]
+    if not wanted:
+        raise FileNotFoundError(
+            f"No run in {model_folder} matches folds {list(folds) if folds else 'any'} and seeds "
+            f"{list(seeds) if seeds else 'any'}; available: {', '.join(f'fold {f} seed {s}' for f, s in runs)}.")
+    if folds is not None:
+        missing = {str(f) for f in folds} - {f for f, _ in wanted}
+        if missing:
+            raise FileNotFoundError(f"{model_folder}: no run for fold(s) {', '.join(sorted(missing))}.")
+    models = []
+    for fold, seed in wanted:
+        run = model_folder / f"fold_{fold}_seed_{seed}"
+        path = run / f"checkpoint_{checkpoint}.pth"
+        state = load_checkpoint(path, map_location=device)
+        if state.get("configuration") != configuration:
+            raise IncompatibleCheckpointError(
+                f"{path} was trained for configuration {state.get('configuration')!r}, not {configuration!r}.")
+        network_plans = json.loads(state["network_plans"])
+        network_plans["kwargs"]["conditional"] = bool(state["conditional"])
+        network = build_network(network_plans)
+        weights = state["network"]
+        if state.get("ema"):
+            # Prefer the EMA weights: AveragedModel keeps the averaged network under "module.".
+            weights = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
+        try:
+            network.load_state_dict(weights, strict=True)
+        except RuntimeError as error:
+            raise IncompatibleCheckpointError(f"{path}: the weights do not fit the network of its plans ({str(error)[:200]}).") from None
+        models.append(LoadedModel(network.to(device).eval(), bool(state["conditional"]), run))
+        logger.info("Loaded %s (step %d).", path, state["step"])
+    return models

@@ -1,0 +1,157 @@
+"""DisyrePredictor: anomaly maps of whole 3D volumes (METHOD.md §7).
+
+Each test case is preprocessed in memory with the plans (the code that built the training data),
+its slices are scored with Gaussian-weighted sliding windows by every model (folds × seeds), the
+maps are averaged, multiplied by the brain mask and mapped back to the input grid.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from disyre_v2.imageio.geometry import Geometry
+from disyre_v2.inference.model_loading import LoadedModel, load_models
+from disyre_v2.inference.scores import (
+    SCORE_NAMES,
+    ensemble_score,
+    multistep_score,
+    singlestep_score,
+    unconditional_score,
+)
+from disyre_v2.inference.sliding_window import sliding_window_scores
+from disyre_v2.planning.plans import get_configuration, load_plans
+from disyre_v2.preprocessing.inverse import restore_to_raw
+from disyre_v2.preprocessing.preprocessor import preprocess_arrays, preprocess_case
+from disyre_v2.training.schedule import SeverityScheduler
+
+VOLUME_SCORE_TOP_FRACTION = 0.01
+
+
+def volume_score(anomaly_map: np.ndarray, brain: np.ndarray, top_fraction: float = VOLUME_SCORE_TOP_FRACTION) -> float:
+    """Mean of the top ``top_fraction`` of brain voxels of the map (at least one voxel)."""
+    values = anomaly_map[brain]
+    if values.size == 0:
+        return 0.0
+    k = max(int(np.ceil(top_fraction * values.size)), 1)
+    return float(np.partition(values, values.size - k)[-k:].mean())
+
+
+class DisyrePredictor:
+    def __init__(self, plans: dict, configuration: str, models: Sequence[LoadedModel], *, score: str = "ensemble",
+                 levels: Sequence[int] | None = None, tile_step: float | None = None, batch_windows: int = 64,
+                 multistep_step: int = 25, device: torch.device | str = "cpu"):
+        if score not in SCORE_NAMES:
+            raise ValueError(f"Unknown score {score!r}; choose one of {', '.join(SCORE_NAMES)}.")
+        if not models:
+            raise ValueError("DisyrePredictor needs at least one model.")
+        self.plans = plans
+        self.configuration_name = configuration
+        self.configuration = get_configuration(plans, configuration)
+        inference = self.configuration["inference"]
+        self.models = list(models)
+        self.score = score
+        self.levels = [int(t) for t in (levels if levels is not None else inference["ensemble_levels"])]
+        self.tile_step = float(tile_step if tile_step is not None else inference["tile_step"])
+        self.sigma_scale = float(inference.get("gaussian_sigma_scale", 0.125))
+        self.min_weight = float(inference.get("gaussian_min", 1e-3))
+        self.batch_windows = int(batch_windows)
+        self.multistep_step = int(multistep_step)
+        self.device = torch.device(device)
+        self.scheduler = SeverityScheduler.from_dict(self.configuration["schedule"])
+        self.patch = tuple(self.configuration["patch_size"])
+        self.slice_axis = int(self.configuration.get("slice_axis", 0))
+        wants_unconditional = score == "unconditional"
+        for model in self.models:
+            if model.conditional == wants_unconditional:
+                kind = "without" if wants_unconditional else "with"
+                raise ValueError(
+                    f"--score {score} needs models trained {kind} the level input, but {model.run_folder} "
+                    f"{'is' if model.conditional else 'is not'} conditional. Use --score "
+                    f"{'ensemble' if model.conditional else 'unconditional'}.")
+        if score == "singlestep" and len(self.levels) != 1:
+            raise ValueError(f"--score singlestep takes exactly one level (--levels t), got {self.levels}.")
+        bad = [t for t in self.levels if not 0 <= t < self.scheduler.num_levels]
+        if bad:
+            raise ValueError(f"levels {bad} are outside 0..{self.scheduler.num_levels - 1}.")
+
+    @classmethod
+    def from_model_folder(cls, model_folder: Path | str, configuration: str | None = None,
+                          folds: Sequence[str | int] | None = None, seeds: Sequence[int] | None = None,
+                          checkpoint: str = "final", device: str = "cpu", **kwargs) -> "DisyrePredictor":
+        """From ``$DISYRE_results/DatasetNNN_Name/<Trainer>__<plans>__<configuration>``."""
+        model_folder = Path(model_folder)
+        plans = load_plans(model_folder / "plans.json")
+        configuration = configuration or model_folder.name.split("__")[-1]
+        models = load_models(model_folder, configuration, folds, seeds, checkpoint, device)
+        return cls(plans, configuration, models, device=device, **kwargs)
+
+    # -- scoring on the preprocessed grid --------------------------------------------------
+    def _score_function(self, network: torch.nn.Module):
+        def run(x, t):
+            with torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext():
+                return network(x, t)
+
+        if self.score == "ensemble":
+            return ensemble_score(run, self.levels)
+        if self.score == "singlestep":
+            return singlestep_score(run, self.levels[0])
+        if self.score == "multistep":
+            return multistep_score(run, self.scheduler, self.multistep_step)
+        return unconditional_score(run)
+
+    @torch.no_grad()
+    def predict_preprocessed(self, data: np.ndarray, mask: np.ndarray, with_restoration: bool = False
+                             ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Score map (Z, Y, X) and optionally the restoration (C, Z, Y, X) of a preprocessed volume."""
+        slices = torch.from_numpy(np.moveaxis(data, self.slice_axis + 1, 0).copy()).to(self.device)  # (N, C, H, W)
+        brain = torch.from_numpy(np.moveaxis(mask, self.slice_axis, 0).copy()).to(self.device)
+        total_map, total_restoration = None, None
+        for model in self.models:
+            scores, restoration = sliding_window_scores(
+                slices, brain, self._score_function(model.network), self.patch, step_fraction=self.tile_step,
+                batch_windows=self.batch_windows, sigma_scale=self.sigma_scale, min_weight=self.min_weight,
+                with_restoration=with_restoration, output_device="cpu")
+            total_map = scores if total_map is None else total_map + scores
+            if with_restoration:
+                total_restoration = restoration if total_restoration is None else total_restoration + restoration
+        anomaly_map = (total_map / len(self.models)).numpy() * np.moveaxis(mask, self.slice_axis, 0)
+        anomaly_map = np.moveaxis(anomaly_map, 0, self.slice_axis)
+        restored = None
+        if with_restoration:
+            restored = np.moveaxis((total_restoration / len(self.models)).numpy(), 0, self.slice_axis + 1)
+        return anomaly_map.astype(np.float32), restored
+
+    # -- whole cases on their own grid -----------------------------------------------------
+    def predict_case(self, image_paths: Sequence[Path | str], mask_path: Path | str | None = None,
+                     with_restoration: bool = False) -> tuple[np.ndarray, np.ndarray | None, dict]:
+        """Anomaly map on the input grid (float32 Z, Y, X), restoration (C, Z, Y, X) or None, properties."""
+        data, mask, properties = preprocess_case(image_paths, mask_path, self.plans, self.configuration_name)
+        return self._back_to_raw(data, mask, properties, with_restoration)
+
+    def predict_array(self, image: np.ndarray, geometry: Geometry, mask: np.ndarray | None = None,
+                      with_restoration: bool = False) -> tuple[np.ndarray, np.ndarray | None, dict]:
+        """The same for an in-memory case: image (C, Z, Y, X) on ``geometry``; mask default any channel > 0."""
+        image = np.asarray(image, np.float32)
+        if image.ndim == 3:
+            image = image[None]
+        if image.shape[1:] != geometry.shape_zyx:
+            raise ValueError(f"image of shape {image.shape} does not fit the grid {geometry.shape_zyx}.")
+        brain = (image > 0).any(0) if mask is None else np.asarray(mask, bool)
+        if not brain.any():
+            raise ValueError("the brain mask of the in-memory case is empty.")
+        data, brain_pre, properties = preprocess_arrays(image, brain, geometry, self.configuration)
+        return self._back_to_raw(data, brain_pre, properties, with_restoration)
+
+    def _back_to_raw(self, data, mask, properties, with_restoration):
+        anomaly_map, restoration = self.predict_preprocessed(data, mask, with_restoration)
+        raw_map = restore_to_raw(anomaly_map, properties, "linear")
+        raw_mask = restore_to_raw(mask.astype(np.uint8), properties, "nearest") > 0
+        raw_map = np.maximum(raw_map, 0) * raw_mask  # exactly 0 outside the brain on the input grid
+        raw_restoration = restore_to_raw(restoration, properties, "linear") if restoration is not None else None
+        properties["raw_mask"] = raw_mask
+        return raw_map.astype(np.float32), raw_restoration, properties
+

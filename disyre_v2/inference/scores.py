@@ -1,0 +1,75 @@
+"""Anomaly scores of a window batch (METHOD.md §7): ensemble, single-step, multi-step, unconditional.
+
+Each returns a score function for :func:`sliding_window_scores`: windows (B, C, P, P) →
+(scores (B, P, P), restorations (B, C, P, P)). Scores average |restoration − input| over channels.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from disyre_v2.training.schedule import SeverityScheduler
+
+Network = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+SCORE_NAMES = ("ensemble", "singlestep", "multistep", "unconditional")
+
+
+def _levels_tensor(level: int, count: int, device: torch.device) -> torch.Tensor:
+    return torch.full((count,), int(level), dtype=torch.long, device=device)
+
+
+def ensemble_score(network: Network, levels: Sequence[int]) -> Callable:
+    """DISYRE v2: AS = mean over t ∈ E of |P(x, t) − x|, all levels in one forward pass."""
+    levels = [int(t) for t in levels]
+    if not levels:
+        raise ValueError("the ensemble needs at least one level")
+
+    def score(windows: torch.Tensor):
+        b = windows.shape[0]
+        batch = windows.repeat(len(levels), 1, 1, 1)  # level-major: [x·t0, x·t1, ...]
+        t = torch.repeat_interleave(torch.tensor(levels, dtype=torch.long, device=windows.device), b)
+        restored = network(batch, t).float().reshape(len(levels), *windows.shape)
+        scores = (restored - windows.float()).abs().mean(dim=(0, 2))
+        return scores, restored.mean(dim=0)
+
+    return score
+
+
+def singlestep_score(network: Network, level: int) -> Callable:
+    """AS = |P(x, t) − x| at one assumed severity t."""
+    return ensemble_score(network, [level])
+
+
+def unconditional_score(network: Network) -> Callable:
+    """AS = |P(x) − x| for a model trained without the level input."""
+
+    def score(windows: torch.Tensor):
+        restored = network(windows, None).float()
+        return (restored - windows.float()).abs().mean(dim=1), restored
+
+    return score
+
+
+def multistep_levels(num_levels: int, step: int) -> list[int]:
+    """T−1, T−1−Δ, ... while > 0: the levels visited by the DISYRE v1 restoration."""
+    return list(range(num_levels - 1, 0, -int(step)))
+
+
+def multistep_score(network: Network, scheduler: SeverityScheduler, step: int) -> Callable:
+    """DISYRE v1: x_{T−1} = x; x̂0 = P(x_t, t); x_{t−Δ} = clip(x̂0 + (α(t−Δ)/α(t))(x_t − x̂0), 0, 1);
+    AS = mean over steps of |x_t − x̂0|. The last step goes down to level 0."""
+    levels = multistep_levels(scheduler.num_levels, step)
+
+    def score(windows: torch.Tensor):
+        x_t = windows.float()
+        total = torch.zeros(windows.shape[0], *windows.shape[2:], device=windows.device)
+        x0_hat = x_t
+        for i, t in enumerate(levels):
+            x0_hat = network(x_t, _levels_tensor(t, windows.shape[0], windows.device)).float()
+            total += (x_t - x0_hat).abs().mean(dim=1)
+            t_next = levels[i + 1] if i + 1 < len(levels) else 0
+            x_t = scheduler.restoration_step(x_t, x0_hat, t, t_next)
+        return total / len(levels), x0_hat
+
+    return score

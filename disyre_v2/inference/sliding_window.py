@@ -1,0 +1,113 @@
+"""Gaussian-weighted sliding windows over batches of 2D slices (METHOD.md §7), knowing nothing of
+files or plans: the score function is passed in.
+
+For every window the score map AS is weighted by a Gaussian importance map w (σ = P/8, peak 1,
+clamped below at 1e-3) and by the window's foreground fraction f, and blended as
+Σ w·f·AS / Σ w. Windows without any brain pixel are not evaluated (f = 0: they add 0 to the sum
+but their w still counts in the denominator, exactly as if they had been evaluated).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+# score_fn(windows (B, C, P, P)) -> (scores (B, P, P), restorations (B, C, P, P) or None)
+ScoreFunction = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+@lru_cache(maxsize=8)
+def _gaussian_importance_map(patch: tuple[int, int], sigma_scale: float, min_value: float) -> np.ndarray:
+    axes = []
+    for size in patch:
+        coordinates = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+        axes.append(np.exp(-0.5 * (coordinates / (size * sigma_scale)) ** 2))
+    weights = np.outer(axes[0], axes[1])
+    weights /= weights.max()
+    return np.maximum(weights, min_value).astype(np.float32)
+
+
+def gaussian_importance_map(patch: Sequence[int], sigma_scale: float = 0.125, min_value: float = 1e-3) -> torch.Tensor:
+    """Peak-1 Gaussian over a window, σ = sigma_scale·P per axis, clamped below at ``min_value`` (cached)."""
+    return torch.from_numpy(_gaussian_importance_map(tuple(int(p) for p in patch), float(sigma_scale), float(min_value)))
+
+
+def window_starts(size: int, patch: int, step_fraction: float) -> list[int]:
+    """Evenly spaced window starts covering [0, size) with steps of at most step_fraction·patch."""
+    if size < patch:
+        raise ValueError(f"axis of size {size} is smaller than the window {patch}; pad it first")
+    if size == patch:
+        return [0]
+    n = int(np.ceil((size - patch) / (step_fraction * patch))) + 1
+    return [int(round(i * (size - patch) / (n - 1))) for i in range(n)]
+
+
+def pad_to_patch(array: torch.Tensor, patch: Sequence[int]) -> tuple[torch.Tensor, tuple[slice, slice]]:
+    """Centred zero padding of the last two axes up to ``patch``; returns the array and the crop back."""
+    height, width = array.shape[-2:]
+    pad_h, pad_w = max(patch[0] - height, 0), max(patch[1] - width, 0)
+    top, left = pad_h // 2, pad_w // 2
+    padded = torch.nn.functional.pad(array, (left, pad_w - left, top, pad_h - top))
+    return padded, (slice(top, top + height), slice(left, left + width))
+
+
+def sliding_window_scores(
+    slices: torch.Tensor,
+    brain: torch.Tensor,
+    score_fn: ScoreFunction,
+    patch: Sequence[int],
+    *,
+    step_fraction: float = 0.25,
+    batch_windows: int = 64,
+    sigma_scale: float = 0.125,
+    min_weight: float = 1e-3,
+    with_restoration: bool = False,
+    output_device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Blend window scores over all slices of a volume.
+
+    ``slices`` (N, C, H, W) float and ``brain`` (N, H, W) bool. Windows of every slice are batched
+    together, ``batch_windows`` per call of ``score_fn`` (which may expand each window over several
+    levels). Returns the float32 score map (N, H, W) and, if asked, the blended restoration
+    (N, C, H, W; a weighted mean with weights w·f, 0 where no window had brain), on ``output_device`` (default: the device of ``slices``).
+    """
+    if slices.ndim != 4 or brain.shape != (slices.shape[0], *slices.shape[2:]):
+        raise ValueError(f"need slices (N, C, H, W) and brain (N, H, W), got {tuple(slices.shape)} and {tuple(brain.shape)}")
+    patch = (int(patch[0]), int(patch[1]))
+    out_device = torch.device(output_device) if output_device is not None else slices.device
+    padded, crop = pad_to_patch(slices, patch)
+    padded_brain, _ = pad_to_patch(brain.to(torch.float32), patch)
+    n, channels, height, width = padded.shape
+    weights = gaussian_importance_map(patch, sigma_scale, min_weight).to(out_device)
+
+    numerator = torch.zeros((n, height, width), dtype=torch.float32, device=out_device)
+    denominator = torch.zeros((height, width), dtype=torch.float32, device=out_device)
+    restoration = torch.zeros((n, channels, height, width), dtype=torch.float32, device=out_device) if with_restoration else None
+    # The restoration is an image, not a score: a plain weighted mean over the evaluated windows.
+    restoration_weight = torch.zeros((n, height, width), dtype=torch.float32, device=out_device) if with_restoration else None
+    boxes = [(y, x) for y in window_starts(height, patch[0], step_fraction) for x in window_starts(width, patch[1], step_fraction)]
+    for y, x in boxes:
+        denominator[y:y + patch[0], x:x + patch[1]] += weights
+
+    # Every (slice, window) with brain, in one flat list: batches mix slices freely.
+    fractions = torch.stack([padded_brain[:, y:y + patch[0], x:x + patch[1]].mean(dim=(1, 2)) for y, x in boxes], dim=1)
+    jobs = torch.nonzero(fractions > 0, as_tuple=False).tolist()  # [slice index, window index]
+    for start in range(0, len(jobs), batch_windows):
+        chunk = jobs[start:start + batch_windows]
+        windows = torch.stack([padded[s, :, boxes[b][0]:boxes[b][0] + patch[0], boxes[b][1]:boxes[b][1] + patch[1]]
+                               for s, b in chunk])
+        scores, restored = score_fn(windows)
+        scores = scores.to(out_device, torch.float32)
+        for k, (s, b) in enumerate(chunk):
+            y, x = boxes[b]
+            weight = weights * fractions[s, b].to(out_device)
+            numerator[s, y:y + patch[0], x:x + patch[1]] += weight * scores[k]
+            if restoration is not None:
+                restoration[s, :, y:y + patch[0], x:x + patch[1]] += weight * restored[k].to(out_device, torch.float32)
+                restoration_weight[s, y:y + patch[0], x:x + patch[1]] += weight
+    result = (numerator / denominator)[:, crop[0], crop[1]]
+    if restoration is not None:
+        restoration = (restoration / restoration_weight.clamp_min(1e-12)[:, None])[:, :, crop[0], crop[1]]
+    return result, restoration

@@ -1,0 +1,80 @@
+"""disyre_v2_predict: anomaly-map NIfTIs for every case of a folder."""
+from __future__ import annotations
+
+import argparse
+
+from disyre_v2.run.common import add_common_flags, run_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="disyre_v2_predict",
+        description="Write an anomaly map OUT/CASE.nii.gz (float32, on the input's grid) for every case "
+        "IN/CASE_0000.nii.gz [CASE_0001 ...], averaged over the chosen models (folds x seeds), and "
+        "OUT/volume_scores.csv (mean of the top 1%% of brain voxels per case).",
+        epilog="Example: disyre_v2_predict -i $DISYRE_raw/Dataset002_BraTS2020_T1/imagesTs -o maps/ -d 1 -c 2d "
+        "--seeds 0 1 2 3",
+    )
+    parser.add_argument("-i", "--input", required=True, help="folder of test cases CASE_0000.nii.gz (one file per channel)")
+    parser.add_argument("-o", "--output", required=True, help="folder for the anomaly maps")
+    parser.add_argument("-d", "--dataset", required=True, help="dataset the model was trained on (id or name)")
+    parser.add_argument("-c", "--configuration", required=True, help="configuration of the model (2d, 2d_small)")
+    parser.add_argument("-f", "--folds", nargs="+", default=None, help="folds to use (default: every trained fold)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds to use (default: every trained seed)")
+    parser.add_argument("-tr", "--trainer", default="DisyreTrainer", help="trainer of the model (default DisyreTrainer)")
+    parser.add_argument("-p", "--plans", default="DisyrePlans", help="plans identifier of the model (default DisyrePlans)")
+    parser.add_argument("-chk", "--checkpoint", default="final", choices=["final", "latest"],
+                        help="checkpoint_final.pth (default) or checkpoint_latest.pth")
+    parser.add_argument("--score", default="ensemble", choices=["ensemble", "singlestep", "multistep", "unconditional"],
+                        help="anomaly score (default ensemble: mean over levels of |P(x,t) - x|)")
+    parser.add_argument("--levels", nargs="+", type=int, default=None,
+                        help="levels t of the ensemble (default: the plans', 0 25 50 75), or the one level of singlestep")
+    parser.add_argument("--multistep_step", type=int, default=25, help="level step of the multistep score (default 25)")
+    parser.add_argument("--tile_step", type=float, default=None,
+                        help="window step as a fraction of the patch (default: the plans', 0.25 = 75%% overlap)")
+    parser.add_argument("--masks", default=None,
+                        help="folder of brain masks CASE.nii.gz (default: masksTs beside an imagesTs input, "
+                        "else any channel > 0)")
+    parser.add_argument("--save_restorations", action="store_true",
+                        help="also write the restored images to OUT/restorations/CASE_XXXX.nii.gz")
+    parser.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
+    parser.add_argument("--batch_windows", type=int, default=64,
+                        help="windows per forward pass, each expanded over the ensemble levels (default 64)")
+    parser.add_argument("--num_parts", type=int, default=1, help="split the cases into this many parts (default 1)")
+    parser.add_argument("--part_id", type=int, default=0, help="which part this process predicts, 0..num_parts-1")
+    parser.add_argument("--continue", dest="resume", action="store_true", help="skip cases already written to OUT")
+    add_common_flags(parser)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    import torch
+
+    from disyre_v2.inference.predict_folder import predict_folder
+    from disyre_v2.inference.predictor import DisyrePredictor
+    from disyre_v2.paths import resolve_dataset_name, results_folder
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("-device cuda was given but no CUDA device is available; use -device cpu.")
+    dataset = resolve_dataset_name(args.dataset)
+    folder = results_folder() / dataset / f"{args.trainer}__{args.plans}__{args.configuration}"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No model folder {folder}: train it with disyre_v2_train {args.dataset} "
+                                f"{args.configuration} FOLD -tr {args.trainer}.")
+    predictor = DisyrePredictor.from_model_folder(
+        folder, args.configuration, args.folds, args.seeds, args.checkpoint, args.device, score=args.score,
+        levels=args.levels, tile_step=args.tile_step, batch_windows=args.batch_windows,
+        multistep_step=args.multistep_step)
+    written = predict_folder(predictor, args.input, args.output, masks_folder=args.masks,
+                             save_restorations=args.save_restorations, resume=args.resume,
+                             num_parts=args.num_parts, part_id=args.part_id)
+    print(f"Wrote {len(written)} anomaly map(s) to {args.output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(_run, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
