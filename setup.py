@@ -9,8 +9,11 @@ CONSOLE_SCRIPTS = [
     "disyre_v2_convert_folder = disyre_v2.run.convert_folder:main",
     "disyre_v2_make_synthetic_dataset = disyre_v2.run.make_synthetic_dataset:main",
     "disyre_v2_plan_and_preprocess = disyre_v2.run.plan_and_preprocess:main",
+    "disyre_v2_plot_anomalies = disyre_v2.run.plot_anomalies:main",
     "disyre_v2_train = disyre_v2.run.train:main",
     "disyre_v2_predict = disyre_v2.run.predict:main",
+    "disyre_v2_evaluate = disyre_v2.run.evaluate:main",
+    "disyre_v2_demo = disyre_v2.run.demo:main",
 ]
 
 setup(

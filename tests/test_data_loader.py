@@ -109,3 +109,14 @@ def test_worker_count_from_environment(monkeypatch):
         num_augmentation_workers()
     monkeypatch.delenv("DISYRE_n_proc_DA")
     assert num_augmentation_workers() >= 1
+
+
+def test_edge_slices_with_little_brain_are_not_sampled(tmp_path):
+    mask = np.zeros((6, 40, 24), bool)
+    mask[1:5, 5:35, 4:20] = True  # 480 pixels per slice
+    mask[0, 10, 10] = True  # a 1-pixel edge slice
+    mask[5, 10:20, 5:9] = True  # 40 pixels: under a tenth of 480
+    np.save(tmp_path / "c.npy", mask[None].astype(np.float32) * 0.5)
+    np.save(tmp_path / "c_mask.npy", mask)
+    loader = SliceDataLoader(tmp_path, ["c"], (32, 32), 1, 200, seed=0)
+    assert {z for _, z in next(loader)["keys"]} == {1, 2, 3, 4}

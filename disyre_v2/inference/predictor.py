@@ -42,7 +42,7 @@ def volume_score(anomaly_map: np.ndarray, brain: np.ndarray, top_fraction: float
 
 class DisyrePredictor:
     def __init__(self, plans: dict, configuration: str, models: Sequence[LoadedModel], *, score: str = "ensemble",
-                 levels: Sequence[int] | None = None, tile_step: float | None = None, batch_windows: int = 64,
+                 levels: Sequence[int] | None = None, tile_step: float | None = None, batch_windows: int | None = None,
                  multistep_step: int = 25, device: torch.device | str = "cpu"):
         if score not in SCORE_NAMES:
             raise ValueError(f"Unknown score {score!r}; choose one of {', '.join(SCORE_NAMES)}.")
@@ -58,9 +58,9 @@ class DisyrePredictor:
         self.tile_step = float(tile_step if tile_step is not None else inference["tile_step"])
         self.sigma_scale = float(inference.get("gaussian_sigma_scale", 0.125))
         self.min_weight = float(inference.get("gaussian_min", 1e-3))
-        self.batch_windows = int(batch_windows)
         self.multistep_step = int(multistep_step)
         self.device = torch.device(device)
+        self.batch_windows = int(batch_windows) if batch_windows else self.default_batch_windows()
         self.scheduler = SeverityScheduler.from_dict(self.configuration["schedule"])
         self.patch = tuple(self.configuration["patch_size"])
         self.slice_axis = int(self.configuration.get("slice_axis", 0))
@@ -77,6 +77,14 @@ class DisyrePredictor:
         bad = [t for t in self.levels if not 0 <= t < self.scheduler.num_levels]
         if bad:
             raise ValueError(f"levels {bad} are outside 0..{self.scheduler.num_levels - 1}.")
+
+    def default_batch_windows(self) -> int:
+        """Windows per forward pass. On CPU about 32 samples per pass (windows × levels) is fastest
+        (measured: 73 samples/s at 32, 36 at 256 for 2d_small); GPUs want large batches."""
+        per_window = len(self.levels) if self.score in ("ensemble", "singlestep") else 1
+        if self.device.type == "cuda":
+            return max(256 // per_window, 1)
+        return max(32 // per_window, 1)
 
     @classmethod
     def from_model_folder(cls, model_folder: Path | str, configuration: str | None = None,
@@ -103,7 +111,7 @@ class DisyrePredictor:
             return multistep_score(run, self.scheduler, self.multistep_step)
         return unconditional_score(run)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_preprocessed(self, data: np.ndarray, mask: np.ndarray, with_restoration: bool = False
                              ) -> tuple[np.ndarray, np.ndarray | None]:
         """Score map (Z, Y, X) and optionally the restoration (C, Z, Y, X) of a preprocessed volume."""

@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save_restorations", action="store_true",
                         help="also write the restored images to OUT/restorations/CASE_XXXX.nii.gz")
     parser.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
-    parser.add_argument("--batch_windows", type=int, default=64,
-                        help="windows per forward pass, each expanded over the ensemble levels (default 64)")
+    parser.add_argument("--batch_windows", type=int, default=None,
+                        help="windows per forward pass, each expanded over the ensemble levels (default: 32 "
+                        "samples per pass on CPU, 256 on GPU)")
     parser.add_argument("--num_parts", type=int, default=1, help="split the cases into this many parts (default 1)")
     parser.add_argument("--part_id", type=int, default=0, help="which part this process predicts, 0..num_parts-1")
     parser.add_argument("--continue", dest="resume", action="store_true", help="skip cases already written to OUT")

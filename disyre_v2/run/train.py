@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="validate, write checkpoint_latest.pth and progress.png every K steps (default: trainer's)")
     parser.add_argument("--deterministic", action="store_true",
                         help="reproducible to the bit: data pipeline in-process, deterministic algorithms")
+    parser.add_argument("--time_budget", type=float, default=None, metavar="SECONDS",
+                        help="stop early enough to finish within this many seconds (steps estimated from the "
+                        "first few; the learning-rate schedule is fitted to the shortened run)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (useful on GPU)")
     add_common_flags(parser)
     return parser
@@ -39,7 +42,7 @@ def _run(args: argparse.Namespace) -> None:
 
     output = train(args.dataset, args.configuration, args.fold, trainer=args.trainer, seed=args.seed,
                    num_steps=args.steps, resume=args.resume, device=args.device, val_every=args.val_every,
-                   deterministic=args.deterministic, compile=args.compile)
+                   deterministic=args.deterministic, compile=args.compile, time_budget_s=args.time_budget)
     print(f"Model written to {output}")
 
 

@@ -1,6 +1,7 @@
 """Training batches of 2D slices from the preprocessed 3D volumes (METHOD.md §6).
 
-A batch is ``n_volumes`` random volumes × ``n_slices`` random slices that contain brain. Each slice
+A batch is ``n_volumes`` random volumes × ``n_slices`` random slices that contain brain (at
+least a tenth of the brain area of the volume's largest slice). Each slice
 is cropped to its brain bounding box, then randomly cropped to the patch size if larger or centred
 and zero-padded if smaller. Volumes are opened memory-mapped, so a batch reads only its slices.
 """
@@ -11,6 +12,9 @@ from typing import Sequence
 
 import numpy as np
 from batchgenerators.dataloading.data_loader import DataLoader
+
+
+MIN_BRAIN_FRACTION = 0.1
 
 
 def worker_seed_sequence(seed: int, fold: int | str, rank: int, worker: int) -> np.random.SeedSequence:
@@ -95,7 +99,10 @@ class SliceDataLoader(DataLoader):
             image = np.load(self.data_folder / f"{case_id}.npy", mmap_mode="r")
             mask = np.load(self.data_folder / f"{case_id}_mask.npy", mmap_mode="r")
             other_axes = tuple(a for a in range(3) if a != self.slice_axis)
-            brain_slices = np.flatnonzero(np.asarray(mask).any(axis=other_axes))
+            brain_area = np.asarray(mask).sum(axis=other_axes)
+            # Edge slices with a few brain pixels teach nothing (a 1-pixel "anomaly" at high t):
+            # sample slices holding at least MIN_BRAIN_FRACTION of the largest slice's brain area.
+            brain_slices = np.flatnonzero(brain_area >= max(MIN_BRAIN_FRACTION * brain_area.max(), 1))
             if brain_slices.size == 0:
                 raise ValueError(f"{self.data_folder / (case_id + '_mask.npy')} is empty: no slice holds brain.")
             self._arrays[case_id] = (image, mask, brain_slices)

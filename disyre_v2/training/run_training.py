@@ -40,7 +40,7 @@ def parse_fold(fold: str | int) -> int | str:
 
 def train(dataset: str | int, configuration: str, fold: str | int, *, trainer: str = "DisyreTrainer", seed: int = 0,
           num_steps: int | None = None, resume: bool = False, device: str = "cpu", val_every: int | None = None,
-          deterministic: bool = False, compile: bool = False) -> Path:
+          deterministic: bool = False, compile: bool = False, time_budget_s: float | None = None) -> Path:
     """Train one (fold, seed); returns the run folder. Under torchrun every rank calls this."""
     fold = parse_fold(fold)
     if device == "cuda" and not torch.cuda.is_available():
@@ -69,7 +69,7 @@ def train(dataset: str | int, configuration: str, fold: str | int, *, trainer: s
             log_handler = _attach_log_file(output / "training_log.txt")
         runner = trainer_class(plans, configuration, fold, source, output, seed=seed, device=device,
                                num_steps=num_steps, val_every=val_every, deterministic=deterministic,
-                               compile=compile, distributed=context)
+                               compile=compile, time_budget_s=time_budget_s, distributed=context)
         runner.initialize()
         latest = output / "checkpoint_latest.pth"
         if resume:

@@ -28,7 +28,7 @@ from disyre_v2.training.network.builder import build_network
 from disyre_v2.training.schedule import SeverityScheduler
 from disyre_v2.training.trainer.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from disyre_v2.training.trainer.distributed import DistributedContext, all_reduce_mean, barrier, check_ranks_agree
-from disyre_v2.training.trainer.lr_schedule import build_lr_scheduler
+from disyre_v2.training.trainer.lr_schedule import warmup_cosine_factor
 from disyre_v2.training.trainer.progress import ProgressLog
 
 logger = logging.getLogger(__name__)
@@ -45,11 +45,12 @@ class DisyreTrainer:
     val_every: int = 250
     num_validation_batches: int = 2
     log_every: int = 10
+    budget_calibration_steps: int = 10
 
     def __init__(self, plans: dict, configuration: str, fold: int | str, preprocessed_dataset_folder: Path | str,
                  output_folder: Path | str, *, seed: int = 0, device: str = "cpu", num_steps: int | None = None,
                  val_every: int | None = None, deterministic: bool = False, compile: bool = False,
-                 distributed: DistributedContext | None = None):
+                 time_budget_s: float | None = None, distributed: DistributedContext | None = None):
         if configuration not in plans["configurations"]:
             raise ValueError(f"Configuration {configuration!r} is not in the plans; available: "
                              f"{', '.join(plans['configurations'])}.")
@@ -63,9 +64,11 @@ class DisyreTrainer:
         self.device = torch.device(device)
         self.deterministic = deterministic
         self.compile = compile
+        self.time_budget_s = time_budget_s
         self.distributed = distributed or DistributedContext()
         training = self.configuration["training"]
         self.num_steps = int(num_steps or self.num_steps or training["num_steps"])
+        self.requested_steps = self.num_steps  # a time budget may end the run earlier, never later
         self.val_every = int(val_every or self.val_every)
         self.lr = float(training["lr"])
         self.betas = tuple(training["betas"])
@@ -96,7 +99,10 @@ class DisyreTrainer:
         self.scheduler = SeverityScheduler.from_dict(self.configuration["schedule"])
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.lr, betas=self.betas,
                                            weight_decay=self.weight_decay)
-        self.lr_scheduler = build_lr_scheduler(self.optimizer, self.warmup_steps, self.num_steps)
+        # The schedule reads num_steps at every step, so a time budget that shortens the run
+        # (see run) still ends the cosine at 0.
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: warmup_cosine_factor(step, self.warmup_steps, self.num_steps))
         self.ema = None
         if self.ema_decay:
             self.ema = torch.optim.swa_utils.AveragedModel(
@@ -274,8 +280,15 @@ class DisyreTrainer:
         self.write_run_info()
         bar = tqdm(total=self.num_steps, initial=self.step, desc=f"training {self.name}", unit="step",
                    disable=not self.distributed.is_main)
+        session_start, session_first_step = time.perf_counter(), self.step
+        step_times: list[float] = []
         try:
             while self.step < self.num_steps:
+                done = self.step - session_first_step
+                # Estimate after the first steps, then follow the machine's load every 5× as many.
+                if self.time_budget_s and (done == self.budget_calibration_steps
+                                           or (done > 0 and done % (5 * self.budget_calibration_steps) == 0)):
+                    self._fit_to_time_budget(time.perf_counter() - session_start, step_times, bar)
                 started = time.perf_counter()
                 batch = next(self.train_batches)
                 if self._first_batch_keys is None:
@@ -283,7 +296,8 @@ class DisyreTrainer:
                 loss = self.train_step(self._to_tensors(batch))
                 self.step += 1
                 loss = all_reduce_mean(loss, self.distributed, self.device)
-                self.progress.log_train(self.step, loss, self.lr_scheduler.get_last_lr()[0], time.perf_counter() - started)
+                step_times.append(time.perf_counter() - started)
+                self.progress.log_train(self.step, loss, self.lr_scheduler.get_last_lr()[0], step_times[-1])
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4g}")
                 if self.step % self.log_every == 0:
@@ -298,6 +312,27 @@ class DisyreTrainer:
         final = self.save_checkpoint("checkpoint_final.pth")
         barrier(self.distributed)
         return final
+
+    def _fit_to_time_budget(self, elapsed: float, step_times: list[float], bar) -> None:
+        """Set num_steps so that the run ends within time_budget_s.
+
+        Re-estimated every ``budget_calibration_steps`` steps from the recent step times (the first
+        steps, slowed by start-up, are left out), so the estimate follows the machine's load.
+        """
+        recent = step_times[-self.budget_calibration_steps:]
+        per_step = float(np.median(recent))
+        # Validation and checkpoints cost about one step each per val_every steps.
+        per_step *= 1 + 1.0 / max(self.val_every, 1)
+        affordable = self.step + int(max(self.time_budget_s - elapsed, 0) / per_step)
+        target = max(min(affordable, self.requested_steps), self.step + 1)
+        if target != self.num_steps:
+            first = self.requested_steps == self.num_steps
+            logger.log(logging.INFO if first else logging.DEBUG, "Time budget %.0f s (%.0f s used, %.2f s/step): "
+                       "training %d steps.", self.time_budget_s, elapsed, per_step, target)
+            self.num_steps = target
+            self.val_every = min(self.val_every, max(self.num_steps // 4, 1))
+            bar.total = self.num_steps
+            bar.refresh()
 
     def _validate_and_checkpoint(self) -> None:
         val_loss = all_reduce_mean(self.validation_step(), self.distributed, self.device)

@@ -1,0 +1,101 @@
+"""Write the report folder: summary.json copy, PR curve, per-case sheets and index.html.
+
+The folder is built under a hidden sibling name and renamed into place when complete, so a failure
+never leaves half a report; an existing report (a folder with index.html) is replaced, any other
+non-empty folder is refused.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from disyre_v2.dataset.dataset_json import write_json_atomic
+from disyre_v2.evaluation.case_result import CaseResult
+from disyre_v2.evaluation.case_slices import CaseSlices
+from disyre_v2.evaluation.pooled_curve import PooledPRCurve
+from disyre_v2.evaluation.report_figures import plot_case, plot_pr_curves
+from disyre_v2.evaluation.report_html import render_index
+from disyre_v2.evaluation.sparse_histogram import SparseHistogram
+
+logger = logging.getLogger(__name__)
+
+INDEX = "index.html"
+PR_CURVE = "pr_curve.png"
+CASES = "cases"
+
+
+def check_report_target(folder: Path) -> None:
+    """Refuse a target that is a file, or a non-empty folder that is not a previous report."""
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"--report {folder} is a file; give a folder.")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / INDEX).is_file():
+        raise FileExistsError(f"--report {folder} exists, is not empty and is not a disyre_v2 report; choose "
+                              f"another folder or empty it.")
+
+
+def _map_maximum(slices: list[CaseSlices]) -> float:
+    """One colour scale for every case: the 99.9th percentile of the shown brain voxels."""
+    values = [s.score_map[s.brain] for s in slices if s.brain.any()]
+    if not values:
+        return 1.0
+    top = float(np.percentile(np.concatenate(values), 99.9))
+    return top if top > 0 else 1.0
+
+
+def _write(folder: Path, summary: dict, curve: PooledPRCurve, results: list[CaseResult],
+           slices: list[CaseSlices]) -> None:
+    write_json_atomic(summary, folder / "summary.json")
+    curves = {}
+    pooled = summary.get("pooled_exact", summary["pooled"])
+    if pooled["n_positive"]:
+        curves[f"all cases: AP {pooled['average_precision']:.3f}, [Dice] {pooled['best_dice']:.3f}"] = curve.curve()
+        for kind, metrics in summary.get("per_kind", {}).items():
+            members = [r.histogram for r in results if r.kind == kind]
+            if metrics["average_precision"] is not None:
+                curves[f"{kind}: AP {metrics['average_precision']:.3f}"] = SparseHistogram.merge(members).curve()
+    plot_pr_curves(curves, f"{summary['n_cases']} cases, brain voxels pooled", folder / PR_CURVE)
+
+    (folder / CASES).mkdir()
+    threshold = summary["per_case_threshold"]
+    map_max = _map_maximum(slices)
+    per_case = {c["case_id"]: c for c in summary["per_case"]}
+    figures = {}
+    for case in tqdm(slices, desc="Report", unit="case", disable=len(slices) < 20):
+        record = per_case[case.case_id]
+        dice = "–" if record["dice"] is None else f"{record['dice']:.3f}"
+        caption = (f"{case.case_id}" + (f" ({record['kind']})" if record.get("kind") else "")
+                   + f": Dice {dice}, lesion {record['lesion_volume_ml']:.2f} ml, "
+                   + f"{record['predicted_voxels'] or 0} voxels at or above the pooled threshold")
+        name = f"{CASES}/{case.case_id}.png"
+        plot_case(case, threshold, map_max, folder / name, caption)
+        figures[case.case_id] = name
+    (folder / INDEX).write_text(render_index(summary, PR_CURVE, figures), encoding="utf-8")
+
+
+def write_report(folder: Path, summary: dict, curve: PooledPRCurve, results: list[CaseResult],
+                 slices: list[CaseSlices]) -> Path:
+    folder = Path(folder)
+    check_report_target(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
+    staging.mkdir()
+    try:
+        _write(staging, summary, curve, results, slices)
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.old"
+            os.replace(folder, old)
+            os.replace(staging, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    logger.info("Wrote the report %s", folder / INDEX)
+    return folder

@@ -1,0 +1,100 @@
+"""index.html of the report: one static page, inline CSS, no script, only relative links."""
+from __future__ import annotations
+
+import html
+from urllib.parse import quote
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td.id, th.id { text-align: left; }
+.muted { color: #777; font-size: 0.85em; } .cases { font-size: 0.8em; word-break: break-all; }
+figure { margin: 1em 0; } figcaption { font-size: 0.85em; color: #555; }
+img { max-width: 100%; border: 1px solid #eee; }
+"""
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def _table(header: list[str], rows: list[list], first_is_id: bool = True) -> str:
+    head = "".join(f"<th{' class=id' if i == 0 and first_is_id else ''}>{html.escape(h)}</th>" for i, h in enumerate(header))
+    body = []
+    for row in rows:
+        cells = "".join(
+            f"<td class=id>{cell}</td>" if i == 0 and first_is_id else f"<td>{cell}</td>" for i, cell in enumerate(row))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _pooled_rows(summary: dict) -> list[list]:
+    rows = []
+    for key, name in (("pooled", f"pooled voxels, protocol {summary['protocol']}"), ("pooled_exact", "pooled voxels, exact")):
+        if key in summary:
+            p = summary[key]
+            rows.append([html.escape(name), _fmt(p["average_precision"]), _fmt(p["best_dice"]), _fmt(p["best_threshold"], 5),
+                         _fmt(p["n_positive"]), _fmt(p["n_negative"])])
+    return rows
+
+
+def render_index(summary: dict, pr_curve: str, case_figures: dict[str, str]) -> str:
+    """The page: summary tables, the PR curve, per-kind and per-case tables, every case's sheet."""
+    mean = summary["mean_per_case"]
+    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>disyre_v2 evaluation</title>"
+             f"<style>{STYLE}</style></head><body>",
+             "<h1>disyre_v2 evaluation</h1>",
+             f"<p>Protocol <b>{html.escape(summary['protocol'])}</b>, {summary['n_cases']} test cases; "
+             f"predictions <code>{html.escape(str(summary['folders']['predictions']))}</code>, labels "
+             f"<code>{html.escape(str(summary['folders']['references']))}</code>.</p>",
+             "<h2>Voxel level</h2>",
+             _table(["", "AP", "[Dice]", "threshold", "anomalous voxels", "normal voxels"], _pooled_rows(summary)),
+             f"<p>Mean over the {mean['n_cases']} cases with a lesion: Dice at the pooled threshold "
+             f"{_fmt(mean['dice'])}, AP {_fmt(mean['average_precision'])}.</p>",
+             f"<figure><img src=\"{quote(pr_curve)}\" alt=\"precision-recall curve\"><figcaption>Precision-recall "
+             f"curve of all brain voxels pooled (exact protocol); dots mark the best Dice, grey lines are iso-Dice."
+             f"</figcaption></figure>",
+             "<h2>Volume and slice level</h2>"]
+    rows = []
+    for key, name in (("volume_level", "volumes"), ("slice_level", "axial slices")):
+        m = summary[key]
+        rows.append([name, _fmt(m["auroc"]), _fmt(m["average_precision"]), _fmt(m["n_anomalous"]), _fmt(m["n_normal"])])
+    parts.append(_table(["", "AUROC", "AP", "anomalous", "normal"], rows))
+    parts.append(f"<p class=muted>Volume score: {html.escape(summary['volume_level']['score'])}. Slice score: "
+                 f"{html.escape(summary['slice_level']['slice_score'])}.</p>")
+    if "per_kind" in summary:
+        parts.append("<h2>Per lesion kind</h2>")
+        rows = [[html.escape(kind), _fmt(k["n_cases"]), _fmt(k["average_precision"]), _fmt(k["best_dice"]),
+                 _fmt(k["dice_at_pooled_threshold"]), _fmt(k["mean_per_case"]["dice"]),
+                 _fmt(k["predicted_fraction_at_pooled_threshold"]), _fmt(k["volume_level"]["auroc"])]
+                for kind, k in summary["per_kind"].items()]
+        parts.append(_table(["kind", "cases", "AP", "[Dice]", "Dice at pooled thr.", "mean case Dice",
+                             "brain flagged", "volume AUROC vs lesion-free"], rows))
+    parts.append("<h2>Per case</h2>")
+    rows = []
+    for case in summary["per_case"]:
+        name = html.escape(case["case_id"])
+        link = f"<a href=\"#case-{quote(case['case_id'])}\">{name}</a>" if case["case_id"] in case_figures else name
+        rows.append([link, html.escape(case.get("kind", "") or ""), _fmt(case["average_precision"]), _fmt(case["dice"]),
+                     _fmt(case["lesion_volume_ml"], 3), _fmt(case["predicted_voxels"]), _fmt(case["volume_score"], 5)])
+    parts.append(_table(["case", "kind", "AP", "Dice", "lesion ml", "flagged voxels", "volume score"], rows))
+    parts.append(f"<p class=muted>Dice at the pooled threshold {_fmt(summary['per_case_threshold'], 5)} "
+                 f"(score &ge; threshold is anomalous); AP of each case's brain voxels alone.</p>")
+    parts.append("<h2>Cases</h2><p class=muted>Green: lesion outline. Red: map at or above the pooled threshold. "
+                 "Rows: the slice with the most lesion, and the brain slice without lesion with the most brain."
+                 "</p>")
+    for case_id, figure in case_figures.items():
+        parts.append(f"<figure id=\"case-{html.escape(quote(case_id))}\"><img src=\"{quote(figure)}\" "
+                     f"alt=\"{html.escape(case_id)}\" loading=lazy><figcaption>{html.escape(case_id)}</figcaption></figure>")
+    parts.append("<h2>Test list</h2><p class=cases>" + ", ".join(html.escape(c) for c in summary["case_ids"]) + "</p>")
+    parts.append(f"<p class=muted>disyre_v2 {html.escape(str(summary['settings']['disyre_v2_version']))}; "
+                 f"summary.json holds every number on this page.</p></body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,19 @@
+"""A plain-text table of a summary.json, for the terminal (evaluate and demo print it)."""
+from __future__ import annotations
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def format_summary(summary: dict) -> str:
+    pooled = summary["pooled"]
+    rows = [("all", summary["n_cases"], pooled["average_precision"], pooled["best_dice"])]
+    for kind, metrics in summary.get("per_kind", {}).items():
+        rows.append((kind, metrics["n_cases"], metrics["average_precision"], metrics["best_dice"]))
+    lines = [f"{summary['n_cases']} cases, protocol {summary['protocol']}; [Dice] threshold {_fmt(pooled['best_threshold'])}",
+             f"{'cases':<12}{'n':>4}{'AP':>10}{'[Dice]':>10}"]
+    lines += [f"{name:<12}{n:>4}{_fmt(ap):>10}{_fmt(dice):>10}" for name, n, ap, dice in rows]
+    lines.append(f"volume-level AUROC {_fmt(summary['volume_level']['auroc'])}, "
+                 f"slice-level AUROC {_fmt(summary['slice_level']['auroc'])}")
+    return "\n".join(lines)
