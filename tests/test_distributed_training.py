@@ -3,7 +3,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 import torch
 
 from disyre_v2.training.trainer.checkpoint import load_checkpoint

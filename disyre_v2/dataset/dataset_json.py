@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from disyre_v2.imageio.writer import temporary_sibling
+from disyre_v2.imageio.atomic import atomic_path
 
 REQUIRED_KEYS = ("name", "channel_names", "file_ending", "numTraining", "numTest")
 SUPPORTED_FILE_ENDINGS = (".nii.gz", ".nii")
@@ -18,14 +17,8 @@ class DatasetJsonError(ValueError):
 def write_json_atomic(data: dict, path: Path | str) -> Path:
     """Write JSON through a temporary sibling and a rename, so readers never see half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

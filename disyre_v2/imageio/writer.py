@@ -1,13 +1,12 @@
 """Write arrays with a given geometry, atomically: a temporary file in the same folder, then rename."""
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from disyre_v2.imageio.atomic import atomic_path
 from disyre_v2.imageio.geometry import Geometry
 
 
@@ -19,11 +18,6 @@ def _image_suffix(path: Path) -> str:
     raise ValueError(f"Cannot tell the image format of {path}: use .nii.gz, .nii, .mha or .nrrd.")
 
 
-def temporary_sibling(path: Path, suffix: str = "") -> Path:
-    """A unique hidden name next to ``path`` (same file system, so rename is atomic)."""
-    return path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{suffix}"
-
-
 def write_image(array: np.ndarray, geometry: Geometry, path: Path | str, dtype=np.float32) -> Path:
     """Write a (Z, Y, X) array on ``geometry`` to ``path`` atomically; returns the path."""
     path = Path(path)
@@ -31,14 +25,8 @@ def write_image(array: np.ndarray, geometry: Geometry, path: Path | str, dtype=n
     if array.shape != geometry.shape_zyx:
         raise ValueError(f"Array of shape {array.shape} does not fit the grid {geometry.shape_zyx} of {path}.")
     image = geometry.apply_to(sitk.GetImageFromArray(array.astype(dtype, copy=False)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path, _image_suffix(path))
-    try:
+    with atomic_path(path, _image_suffix(path)) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=path.name.endswith(".gz"))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

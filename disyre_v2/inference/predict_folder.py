@@ -5,7 +5,6 @@ import csv
 import io
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -13,7 +12,8 @@ from tqdm import tqdm
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.dataset.layout import case_ids_in, channel_file_name
-from disyre_v2.imageio.writer import temporary_sibling, write_float_map
+from disyre_v2.imageio.atomic import atomic_path
+from disyre_v2.imageio.writer import write_float_map
 from disyre_v2.inference.predictor import DisyrePredictor, volume_score
 from disyre_v2.preprocessing.inverse import raw_geometry
 
@@ -103,11 +103,6 @@ def write_volume_scores(output_folder: Path) -> Path:
     for row in sorted(rows, key=lambda r: r["case_id"]):
         writer.writerow([row["case_id"], f"{row['volume_score']:.8g}"])
     path = output_folder / SCORES_FILE
-    tmp = temporary_sibling(path)
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -7,13 +7,12 @@ crash never leaves a truncated array that looks complete.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
-from disyre_v2.imageio.writer import temporary_sibling
+from disyre_v2.imageio.atomic import atomic_path
 
 
 def case_files(folder: Path | str, case_id: str) -> tuple[Path, Path, Path]:
@@ -23,14 +22,8 @@ def case_files(folder: Path | str, case_id: str) -> tuple[Path, Path, Path]:
 
 
 def save_npy_atomic(array: np.ndarray, path: Path) -> Path:
-    tmp = temporary_sibling(path, ".npy")
-    try:
-        with open(tmp, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path, ".npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
     return path
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
@@ -163,19 +162,13 @@ def _draw_samples(subfig, batch: dict, channel: int, n: int, rng: np.random.Gene
 
 
 def _save_atomically(figure, output: Path) -> Path:
-    from disyre_v2.imageio.writer import temporary_sibling
+    from disyre_v2.imageio.atomic import atomic_path
 
     fmt = output.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise ValueError(f"{output}: unsupported figure format {output.suffix!r}; name the file .png, .pdf or .svg.")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(output, output.suffix)
-    try:
+    with atomic_path(output, output.suffix) as tmp:
         figure.savefig(tmp, format=fmt, dpi=150)
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return output
 
 

@@ -1,13 +1,12 @@
 """A PNG overview of a few cases: axial T1 and T2 with the lesion outline, to check the data by eye."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from disyre_v2.imageio.writer import temporary_sibling
+from disyre_v2.imageio.atomic import atomic_path
 
 
 @dataclass
@@ -51,12 +50,9 @@ def write_montage(tiles: list[MontageTile], path: Path | str, dpi: int = 80) -> 
             if column == 0:
                 ax.set_ylabel(name, fontsize=9)
     figure.tight_layout(pad=0.3)
-    tmp = temporary_sibling(path, ".png")
     try:
-        figure.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path, ".png") as tmp:
+            figure.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(figure)
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -2,12 +2,11 @@
 them and nothing pickled is ever executed; written to a temporary name, then renamed."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
-from disyre_v2.imageio.writer import temporary_sibling
+from disyre_v2.imageio.atomic import atomic_path
 
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -18,14 +17,8 @@ class IncompatibleCheckpointError(ValueError):
 
 def save_checkpoint(state: dict, path: Path | str) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(dict(state, format_version=CHECKPOINT_FORMAT_VERSION), tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

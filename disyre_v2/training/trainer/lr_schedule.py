@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 
 def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     """Multiplier of the base learning rate at ``step`` (0-based)."""
@@ -14,8 +12,3 @@ def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int) -> floa
     progress = min(max(step - warmup_steps, 0) / decay_steps, 1.0)
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
-
-def build_lr_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine_factor(step, warmup_steps, total_steps)
-    )

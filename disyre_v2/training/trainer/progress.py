@@ -1,7 +1,6 @@
 """Training curves: kept in the checkpoint (so a resumed run continues them) and drawn to progress.png."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -9,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from disyre_v2.imageio.writer import temporary_sibling  # noqa: E402
+from disyre_v2.imageio.atomic import atomic_path  # noqa: E402
 
 
 class ProgressLog:
@@ -46,12 +45,9 @@ class ProgressLog:
         axes[2].plot(v["train_step"], v["step_time"], lw=0.6)
         axes[2].set(xlabel="step", ylabel="s", title="step time")
         figure.tight_layout()
-        tmp = temporary_sibling(path, ".png")
         try:
-            figure.savefig(tmp, dpi=80)
-            os.replace(tmp, path)
+            with atomic_path(path, ".png") as tmp:
+                figure.savefig(tmp, dpi=80)
         finally:
             plt.close(figure)
-            if tmp.exists():
-                tmp.unlink()
         return path
