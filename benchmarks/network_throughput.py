@@ -28,7 +28,8 @@ _COMMON = dict(
 CONFIGURATIONS = {
     "2d": (dict(_COMMON, widths=[32, 64, 96, 128, 256, 256], attention_levels=[4], norm_groups=32),
            128, 96, 2),
-    "2d_small": (dict(_COMMON, widths=[16, 32, 64, 128], attention_levels=[3], norm_groups=8),
+    "2d_small": (dict(_COMMON, widths=[16, 32, 64, 128], attention_levels=[3], norm_groups=8,
+                      num_res_blocks_down=1, num_res_blocks_up=1),
                  64, 256, 8),
 }
 

@@ -118,6 +118,10 @@ CONFIGURATIONS: dict[str, ConfigurationDefaults] = {
         norm_groups=8,
         n_volumes=4,
         n_slices=8,
+        # One residual block per level each way: 2.14 M parameters (METHOD.md §5: about 1-2 M) and
+        # half the step time of the paper's 2-down/3-up layout at these widths (3.99 M).
+        num_res_blocks_down=1,
+        num_res_blocks_up=1,
         training={"lr": 2e-4, "warmup_steps": 200, "num_steps": 3000, **_TRAINING_COMMON},
     ),
 }
