@@ -98,7 +98,8 @@ def markdown(results: dict) -> str:
     for baseline in synthetic_baselines.BASELINES:
         aps = [f"{results['baselines'][g][baseline][0]:.3f}" if g in results["baselines"] else "-" for g in groups]
         dices = [f"{results['baselines'][g][baseline][1]:.3f}" if g in results["baselines"] else "-" for g in groups]
-        lines.append(f"| baseline: {baseline} | " + " | ".join(aps) + " | " + " | ".join(dices) + " |")
+        name = baseline.replace("|", "\\|")  # a literal pipe would split the markdown cell
+        lines.append(f"| baseline: {name} | " + " | ".join(aps) + " | " + " | ".join(dices) + " |")
     return "\n".join(lines)
 
 

@@ -100,7 +100,8 @@ def run_demo(output: Path | str = "disyre_v2_demo", quick: bool = False, seed: i
 
         started = time.perf_counter()
         predictor = DisyrePredictor.from_model_folder(run_folder.parent, CONFIGURATION)
-        predict_folder(predictor, raw / "imagesTs", output / "predictions")
+        # Restorations too: the report shows them beside image and map.
+        predict_folder(predictor, raw / "imagesTs", output / "predictions", save_restorations=True)
         timings["prediction_s"] = time.perf_counter() - started
 
         started = time.perf_counter()

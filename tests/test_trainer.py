@@ -1,3 +1,4 @@
+import json
 
 import pytest
 import torch
@@ -63,6 +64,7 @@ def test_training_writes_the_model_folder(env):
     assert state["trainer_arguments"]["seed"] == 0 and state["plans_identifier"] == "DisyrePlans"
     assert len(state["progress"]["train_loss"]) == 6 and len(state["progress"]["val_loss"]) == 2
     assert "Global batch 4" in (run / "training_log.txt").read_text()
+    assert json.loads((run / "debug.json").read_text())["steps_trained"] == 6
     # Checkpoints hold plain data only: the safe loader reads them.
     torch.load(run / "checkpoint_final.pth", weights_only=True)
     with pytest.raises(FileExistsError, match="already holds checkpoints. Continue with --c"):

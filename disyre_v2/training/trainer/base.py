@@ -259,7 +259,9 @@ class DisyreTrainer:
         logger.info("Resumed from %s at step %d.", path, self.step)
 
     # -- the loop --------------------------------------------------------------------------
-    def write_run_info(self) -> None:
+    def write_run_info(self, finished: bool = False) -> None:
+        """debug.json: what ran; rewritten at the end with the steps actually trained (a time budget
+        can end a run before ``arguments.num_steps``)."""
         if not self.distributed.is_main:
             return
         batch = self.configuration["batch"]
@@ -269,6 +271,10 @@ class DisyreTrainer:
                 "global_batch": per_rank * self.distributed.world_size, "learning_rate": self.lr,
                 "parameters": sum(p.numel() for p in self.network.parameters()),
                 "torch": torch.__version__}
+        if finished:
+            info.update(steps_trained=self.step, time_budget_s=self.time_budget_s)
+            write_json_atomic(info, self.output_folder / "debug.json")
+            return
         self.output_folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(info, self.output_folder / "debug.json")
         self.scheduler.save(self.output_folder)
@@ -310,6 +316,7 @@ class DisyreTrainer:
         if self.distributed.enabled:
             check_ranks_agree(self.network, self._first_batch_keys or "", self.distributed, self.device)
         final = self.save_checkpoint("checkpoint_final.pth")
+        self.write_run_info(finished=True)
         barrier(self.distributed)
         return final
 
