@@ -9,7 +9,8 @@ import torch
 from disyre_v2.imageio import read_image
 from disyre_v2.inference.model_loading import LoadedModel
 from disyre_v2.inference.predict_folder import predict_folder, shard
-from disyre_v2.inference.predictor import DisyrePredictor, volume_score
+from disyre_v2.inference.predictor import DisyrePredictor
+from disyre_v2.inference.volume_score import volume_score
 from disyre_v2.run import predict as cli
 from disyre_v2.training.run_training import train
 from tests.nifti_factory import OBLIQUE_DIRECTION, write_nifti

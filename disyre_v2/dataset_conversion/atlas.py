@@ -32,11 +32,11 @@ from disyre_v2.dataset_conversion.file_search import (
     index_niftis,
     is_under_folder_named,
     key_matcher,
-    nifti_stem,
     require_folder,
 )
 from disyre_v2.imageio.errors import ImageFormatError
 from disyre_v2.imageio.geometry import Geometry, grid_differences
+from disyre_v2.imageio.names import nifti_stem
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,13 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from disyre_v2.dataset_conversion.conversion_plan import PlannedCase, expected_name, handle_missing, write_planned_cases
+from disyre_v2.dataset_conversion.conversion_plan import (
+    PlannedCase,
+    expected_name,
+    handle_missing,
+    select_modalities,
+    write_planned_cases,
+)
 from disyre_v2.dataset_conversion.file_search import NiftiFile, find_by_suffix, index_niftis, key_matcher, require_folder
 
 logger = logging.getLogger(__name__)
@@ -32,16 +38,7 @@ LABELS = {"background": 0, "necrosis": 1, "edema": 2, "enhancing": 4}
 
 def normalise_modalities(modalities: Sequence[str]) -> list[str]:
     """File suffixes (``t1``, ``t2`` ...) from any spelling; unknown names raise ValueError."""
-    result = []
-    for modality in modalities:
-        key = modality.lower().lstrip("_")
-        if key not in MODALITIES:
-            raise ValueError(f"Unknown BraTS modality {modality!r}: choose from {', '.join(MODALITIES)}.")
-        if key not in result:
-            result.append(key)
-    if not result:
-        raise ValueError(f"Give at least one modality ({', '.join(MODALITIES)}).")
-    return result
+    return select_modalities(modalities, MODALITIES, lambda m: m.lower().lstrip("_"), "BraTS")
 
 
 def _misnamed_seg(files: list[NiftiFile], folder: Path, case_id: str) -> Path | None:

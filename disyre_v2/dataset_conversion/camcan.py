@@ -21,6 +21,7 @@ from disyre_v2.dataset_conversion.conversion_plan import (
     handle_missing,
     listing,
     read_id_list,
+    select_modalities,
     write_planned_cases,
 )
 from disyre_v2.dataset_conversion.file_search import find_by_suffix, index_niftis, key_matcher, require_folder
@@ -38,16 +39,7 @@ class RawScansOnlyError(ValueError):
 
 def normalise_modalities(modalities: Sequence[str]) -> list[str]:
     """``["T1", "T2"]`` from any spelling (t1, T1w, ...); unknown names raise ValueError."""
-    result = []
-    for modality in modalities:
-        key = modality.upper().removesuffix("W")
-        if key not in MODALITIES:
-            raise ValueError(f"Unknown CamCAN modality {modality!r}: choose from {', '.join(MODALITIES)}.")
-        if key not in result:
-            result.append(key)
-    if not result:
-        raise ValueError("Give at least one modality (T1, T2).")
-    return result
+    return select_modalities(modalities, MODALITIES, lambda m: m.upper().removesuffix("W"), "CamCAN")
 
 
 def _subject_id(entry: str) -> str:

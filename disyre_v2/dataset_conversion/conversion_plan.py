@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 from tqdm import tqdm
 
@@ -33,6 +33,23 @@ class PlannedCase:
     channel_files: tuple[Path, ...]
     label_file: Path | None = None
     mask_file: Path | None = None
+
+
+def select_modalities(requested: Sequence[str], known: Iterable[str], canonical: Callable[[str], str],
+                      dataset: str) -> list[str]:
+    """The requested modalities as known keys (``canonical`` maps any spelling to a key), in the
+    given order without repeats; an unknown or empty request raises ValueError listing the choices."""
+    known = list(known)
+    result = []
+    for modality in requested:
+        key = canonical(modality)
+        if key not in known:
+            raise ValueError(f"Unknown {dataset} modality {modality!r}: choose from {', '.join(known)}.")
+        if key not in result:
+            result.append(key)
+    if not result:
+        raise ValueError(f"Give at least one modality ({', '.join(known)}).")
+    return result
 
 
 def expected_name(folder: Path | None, stem: str) -> str:

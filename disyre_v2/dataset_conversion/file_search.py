@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from disyre_v2.imageio.names import nifti_stem
+
 logger = logging.getLogger(__name__)
-
-NIFTI_ENDINGS = (".nii.gz", ".nii")
-
 
 class DuplicateFilesError(ValueError):
     """Two files in the tree claim the same role for the same case (e.g. a .nii and a .nii.gz copy)."""
@@ -27,15 +26,6 @@ class DuplicateFilesError(ValueError):
 class NiftiFile:
     path: Path
     stem: str  # file name without .nii / .nii.gz
-
-
-def nifti_stem(name: str) -> str | None:
-    """``"sub-1_T1w"`` for ``"sub-1_T1w.nii.gz"`` or ``".nii"``; None for anything else."""
-    lower = name.lower()
-    for ending in NIFTI_ENDINGS:
-        if lower.endswith(ending):
-            return name[: -len(ending)]
-    return None
 
 
 def require_folder(root: Path | str, what: str = "-i") -> Path:

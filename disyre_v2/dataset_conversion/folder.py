@@ -14,24 +14,15 @@ from typing import Sequence
 from tqdm import tqdm
 
 from disyre_v2.dataset_conversion.raw_dataset_writer import RawDatasetWriter
+from disyre_v2.imageio.names import NIFTI_ENDINGS, nifti_stem
 
 logger = logging.getLogger(__name__)
-
-NIFTI_ENDINGS = (".nii.gz", ".nii")
-
-
-def strip_nifti_ending(name: str) -> str | None:
-    for ending in NIFTI_ENDINGS:
-        if name.endswith(ending):
-            return name[: -len(ending)]
-    return None
-
 
 def group_channel_files(folder: Path, channel_suffixes: Sequence[str] | None) -> dict[str, list[Path]]:
     """``{case: [file per channel]}`` for the NIfTI files directly inside ``folder``."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder; -i must name the folder that holds the images.")
-    stems = {p: strip_nifti_ending(p.name) for p in sorted(folder.iterdir()) if p.is_file()}
+    stems = {p: nifti_stem(p.name) for p in sorted(folder.iterdir()) if p.is_file()}
     stems = {p: s for p, s in stems.items() if s is not None}
     if not stems:
         raise FileNotFoundError(f"No .nii or .nii.gz file in {folder}.")
@@ -70,8 +61,8 @@ def find_case_file(folder: Path, case_id: str) -> Path | None:
         if exact.is_file():
             return exact
     candidates = [p for p in folder.iterdir() if p.is_file() and p.name.startswith(case_id)
-                  and strip_nifti_ending(p.name) is not None
-                  and not strip_nifti_ending(p.name)[len(case_id):][:1].isalnum()]
+                  and nifti_stem(p.name) is not None
+                  and not nifti_stem(p.name)[len(case_id):][:1].isalnum()]
     if len(candidates) > 1:
         raise ValueError(f"Several files in {folder} could belong to case {case_id}: "
                          f"{', '.join(p.name for p in candidates)}; name it {case_id}.nii.gz.")

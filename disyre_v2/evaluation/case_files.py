@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from disyre_v2.imageio.names import nifti_stem
+
 logger = logging.getLogger(__name__)
 
-ENDINGS = (".nii.gz", ".nii")
 RESTORATIONS = "restorations"
 BRAIN_FROM_MASK, BRAIN_FROM_IMAGES, BRAIN_WHOLE_GRID = "mask", "images > 0", "whole grid"
 
@@ -36,18 +37,11 @@ class EvaluationCase:
         return BRAIN_FROM_IMAGES if self.images else BRAIN_WHOLE_GRID
 
 
-def strip_ending(name: str) -> str | None:
-    for ending in ENDINGS:
-        if name.endswith(ending):
-            return name[: -len(ending)]
-    return None
-
-
 def volumes_in(folder: Path) -> dict[str, Path]:
     """{name without ending: path} of the NIfTI files directly in ``folder`` (hidden files ignored)."""
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        stem = strip_ending(path.name)
+        stem = nifti_stem(path.name)
         if stem is None or path.name.startswith(".") or not path.is_file():
             continue
         if stem in found:

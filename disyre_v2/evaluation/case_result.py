@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from disyre_v2.evaluation.case_reader import LoadedCase
-from disyre_v2.evaluation.ranking import slice_scores, volume_score
+from disyre_v2.evaluation.ranking import slice_scores
+from disyre_v2.inference.volume_score import volume_score
 from disyre_v2.evaluation.sparse_histogram import SparseHistogram
 
 

@@ -59,6 +59,22 @@ class CurveSummary:
     n_negative: int
 
 
+def checked_scores(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat float32 scores and bool labels (> 0) of one size, the scores finite."""
+    scores = np.asarray(scores, np.float32).ravel()
+    labels = np.asarray(labels).ravel() > 0
+    if scores.shape != labels.shape:
+        raise ValueError(f"scores and labels differ in size: {scores.shape} vs {labels.shape}")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores contain NaN or infinite values")
+    return scores, labels
+
+
+def pr_curve(tp: np.ndarray, fp: np.ndarray, thresholds: np.ndarray, n_pos: int) -> PRCurve:
+    """Precision and recall from cumulative counts at descending thresholds."""
+    return PRCurve(tp / np.maximum(tp + fp, 1), tp / max(n_pos, 1), thresholds)
+
+
 class PooledPRCurve:
     """Accumulate (score, label) pairs volume by volume; then AP and the best Dice over thresholds."""
 
@@ -71,12 +87,7 @@ class PooledPRCurve:
         self.negatives = np.zeros(size, np.int64)
 
     def add(self, scores: np.ndarray, labels: np.ndarray) -> None:
-        scores = np.asarray(scores, np.float32).ravel()
-        labels = np.asarray(labels).ravel() > 0
-        if scores.shape != labels.shape:
-            raise ValueError(f"scores and labels differ in size: {scores.shape} vs {labels.shape}")
-        if not np.isfinite(scores).all():
-            raise ValueError("scores contain NaN or infinite values")
+        scores, labels = checked_scores(scores, labels)
         bins = bin_index(scores, self.drop_bits)
         self.positives += np.bincount(bins[labels], minlength=self.positives.size)
         self.negatives += np.bincount(bins[~labels], minlength=self.negatives.size)
@@ -106,8 +117,7 @@ class PooledPRCurve:
     def curve(self) -> PRCurve:
         """The precision-recall curve, one point per occupied bin (for plots)."""
         tp, fp, thresholds = self._descending()
-        n_pos = max(int(self.positives.sum()), 1)
-        return PRCurve(tp / np.maximum(tp + fp, 1), tp / n_pos, thresholds)
+        return pr_curve(tp, fp, thresholds, int(self.positives.sum()))
 
     def counts_above(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(tp, fp, effective thresholds) for ``score > t`` at each threshold t, resolved to bins.

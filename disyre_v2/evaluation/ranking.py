@@ -5,28 +5,14 @@ come from scikit-learn; they are undefined (None) when only one class is present
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-TOP_FRACTION = 0.01  # the volume score: mean of the top 1 % of brain voxels (METHOD.md §8)
+from disyre_v2.inference.volume_score import top_fraction_mean
+
 SLICE_REDUCTIONS = ("max", "top1")
-
-
-def top_fraction_mean(values: np.ndarray, fraction: float = TOP_FRACTION) -> float:
-    """Mean of the ceil(fraction · n) largest values (at least one)."""
-    values = np.asarray(values, np.float64).ravel()
-    if values.size == 0:
-        raise ValueError("no value to score")
-    k = max(1, math.ceil(fraction * values.size))
-    return float(np.partition(values, values.size - k)[values.size - k:].mean())
-
-
-def volume_score(score_map: np.ndarray, brain: np.ndarray) -> float:
-    """The volume score the predictor writes: mean of the top 1 % of the map's brain voxels."""
-    return top_fraction_mean(score_map[brain])
 
 
 def slice_scores(score_map: np.ndarray, label: np.ndarray, brain: np.ndarray,

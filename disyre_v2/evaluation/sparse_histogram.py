@@ -18,6 +18,8 @@ from disyre_v2.evaluation.pooled_curve import (
     PRCurve,
     bin_index,
     bin_lower_edge,
+    checked_scores,
+    pr_curve,
     summarise,
 )
 
@@ -31,12 +33,7 @@ class SparseHistogram:
 
     @classmethod
     def from_scores(cls, scores: np.ndarray, labels: np.ndarray, drop_bits: int = DEFAULT_DROP_BITS) -> "SparseHistogram":
-        scores = np.asarray(scores, np.float32).ravel()
-        labels = np.asarray(labels).ravel() > 0
-        if scores.shape != labels.shape:
-            raise ValueError(f"scores and labels differ in size: {scores.shape} vs {labels.shape}")
-        if not np.isfinite(scores).all():
-            raise ValueError("scores contain NaN or infinite values")
+        scores, labels = checked_scores(scores, labels)
         bins, inverse = np.unique(bin_index(scores, drop_bits), return_inverse=True)
         # int32 counts (a volume has < 2^31 voxels): 12 bytes per occupied bin, kept for every case.
         positives = np.bincount(inverse, weights=labels, minlength=bins.size).astype(np.int32)
@@ -83,7 +80,7 @@ class SparseHistogram:
 
     def curve(self) -> PRCurve:
         tp, fp, thresholds = self._descending()
-        return PRCurve(tp / np.maximum(tp + fp, 1), tp / max(self.n_positive, 1), thresholds)
+        return pr_curve(tp, fp, thresholds, self.n_positive)
 
     def counts_at_or_above(self, threshold: float) -> tuple[int, int]:
         """(anomalous, normal) voxels whose bin is at or above the bin of ``threshold``.

@@ -14,7 +14,8 @@ from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.dataset.layout import case_ids_in, channel_file_name
 from disyre_v2.imageio.atomic import atomic_path
 from disyre_v2.imageio.writer import write_float_map
-from disyre_v2.inference.predictor import DisyrePredictor, volume_score
+from disyre_v2.inference.predictor import DisyrePredictor
+from disyre_v2.inference.volume_score import volume_score
 from disyre_v2.preprocessing.inverse import raw_geometry
 
 logger = logging.getLogger(__name__)

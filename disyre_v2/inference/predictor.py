@@ -28,18 +28,6 @@ from disyre_v2.preprocessing.inverse import restore_to_raw
 from disyre_v2.preprocessing.preprocessor import preprocess_arrays, preprocess_case
 from disyre_v2.training.schedule import SeverityScheduler
 
-VOLUME_SCORE_TOP_FRACTION = 0.01
-
-
-def volume_score(anomaly_map: np.ndarray, brain: np.ndarray, top_fraction: float = VOLUME_SCORE_TOP_FRACTION) -> float:
-    """Mean of the top ``top_fraction`` of brain voxels of the map (at least one voxel)."""
-    values = anomaly_map[brain]
-    if values.size == 0:
-        return 0.0
-    k = max(int(np.ceil(top_fraction * values.size)), 1)
-    return float(np.partition(values, values.size - k)[-k:].mean())
-
-
 class DisyrePredictor:
     def __init__(self, plans: dict, configuration: str, models: Sequence[LoadedModel], *, score: str = "ensemble",
                  levels: Sequence[int] | None = None, tile_step: float | None = None, batch_windows: int | None = None,

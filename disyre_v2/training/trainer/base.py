@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.training.anomalies.transform import AnomalySynthesisTransform
-from disyre_v2.training.augmentation import build_augmentation
+from disyre_v2.training.augmentation import MaskAndClipTransform, build_augmentation
 from disyre_v2.training.data_loader import SliceDataLoader
 from disyre_v2.training.data_pipeline import build_batch_generator
 from disyre_v2.training.network.builder import build_network
@@ -161,8 +161,9 @@ class DisyreTrainer:
         batch = self.configuration["batch"]
         loader = SliceDataLoader(data_folder, cases, self.configuration["patch_size"], batch["n_volumes"],
                                  batch["n_slices"], seed=VALIDATION_SEED, fold=0)
-        generator = build_batch_generator(loader, build_augmentation(_NO_AUGMENTATION, self.configuration["patch_size"])
-                                          + [self.synthesis_transform(VALIDATION_SEED)], num_workers=0)
+        # Validation slices are not augmented: only masked and clipped, then corrupted.
+        generator = build_batch_generator(loader, [MaskAndClipTransform(), self.synthesis_transform(VALIDATION_SEED)],
+                                          num_workers=0)
         return [self._to_tensors(next(generator)) for _ in range(self.num_validation_batches)]
 
     def _to_tensors(self, batch: dict) -> dict:
@@ -364,12 +365,3 @@ def _numpy_global_state() -> str:
 def _restore_numpy_global_state(text: str) -> None:
     name, keys, position, has_gauss, cached = json.loads(text)
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
-
-
-# Validation slices are neither augmented nor flipped: only masked and clipped.
-_NO_AUGMENTATION = {
-    "mirror_probability": 0.0, "rotation_probability": 0.0, "rotation_deg": 0.0, "scale_probability": 0.0,
-    "scale_range": [1.0, 1.0], "elastic_probability": 0.0, "brightness_probability": 0.0,
-    "brightness_range": [1.0, 1.0], "gamma_probability": 0.0, "gamma_range": [1.0, 1.0],
-    "noise_probability": 0.0, "noise_sigma_max": 0.0, "blur_probability": 0.0, "blur_sigma_range": [0.5, 0.5],
-}
