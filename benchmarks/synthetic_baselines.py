@@ -5,6 +5,8 @@ pipeline normalises, but not clipped, so bright voxels keep their order):
   T2            the T2 intensity (lesions are T2-bright)
   -T1           the negative T1 intensity (lesions are T1-dark)
   |T1 - median|, |T2 - median|   distance from the volume's median brain intensity
+  joint T1/T2   novelty in the joint (T1, T2) intensity histogram of the healthy training cases'
+                brain voxels: -log of the smoothed histogram density (64 x 64 bins over [0, 1.5]^2)
 Voxels of all test volumes of one kind are pooled (brain mask only); AP is scikit-learn's
 average_precision_score, best Dice the maximum of 2PR/(P+R) over the precision-recall curve.
 
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from disyre_v2.dataset.dataset_json import load_dataset_json
@@ -26,17 +29,54 @@ from disyre_v2.dataset_conversion.synthetic.builder import SIDECAR_NAME
 from disyre_v2.imageio.reader import read_case, read_label, read_mask
 from disyre_v2.paths import raw_folder, resolve_dataset_name
 
-BASELINES = ("T2", "-T1", "|T1 - median|", "|T2 - median|")
+BASELINES = ("T2", "-T1", "|T1 - median|", "|T2 - median|", "joint T1/T2")
+JOINT_BINS, JOINT_RANGE, JOINT_SMOOTHING = 64, 1.5, 1.0
 
 
-def voxel_scores(image: np.ndarray, mask: np.ndarray, channels: dict[str, int]) -> dict[str, np.ndarray]:
-    """Baseline scores of the brain voxels of one case (image: C, Z, Y, X)."""
+class JointHistogram:
+    """Healthy (T1, T2) intensity density; a voxel's score is -log of the density at its intensities."""
+
+    def __init__(self):
+        self.counts = np.zeros((JOINT_BINS, JOINT_BINS))
+
+    def _index(self, t1: np.ndarray, t2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scale = JOINT_BINS / JOINT_RANGE
+        return (np.clip((t1 * scale).astype(int), 0, JOINT_BINS - 1), np.clip((t2 * scale).astype(int), 0, JOINT_BINS - 1))
+
+    def add(self, t1: np.ndarray, t2: np.ndarray) -> None:
+        np.add.at(self.counts, self._index(t1, t2), 1)
+
+    def scores(self, t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
+        density = ndimage.gaussian_filter(self.counts, JOINT_SMOOTHING)
+        density /= density.sum()
+        return -np.log(density[self._index(t1, t2)] + 1e-9)
+
+
+def normalised_channels(image: np.ndarray, mask: np.ndarray, channels: dict[str, int]) -> dict[str, np.ndarray]:
+    """Brain voxels of each channel divided by the channel's 98th brain percentile."""
     normalised = {}
     for name, c in channels.items():
         values = image[c][mask]
         normalised[name] = values / max(float(np.percentile(values, 98)), 1e-6)
+    return normalised
+
+
+def fit_joint_histogram(folder: Path, dataset_json: dict, channels: dict[str, int]) -> JointHistogram:
+    joint = JointHistogram()
+    for case in list_raw_cases(folder, "Tr", dataset_json):
+        image, geometry = read_case(case.image_paths)
+        mask = read_mask(case.mask_path, geometry, case.image_paths[0]) > 0 if case.mask_path else (image > 0).any(0)
+        normalised = normalised_channels(image, mask, channels)
+        joint.add(normalised["T1"], normalised["T2"])
+    return joint
+
+
+def voxel_scores(image: np.ndarray, mask: np.ndarray, channels: dict[str, int], joint: JointHistogram) -> dict[str, np.ndarray]:
+    """Baseline scores of the brain voxels of one case (image: C, Z, Y, X)."""
+    normalised = normalised_channels(image, mask, channels)
     t1, t2 = normalised["T1"], normalised["T2"]
-    return {"T2": t2, "-T1": -t1, "|T1 - median|": np.abs(t1 - np.median(t1)), "|T2 - median|": np.abs(t2 - np.median(t2))}
+    return {"T2": t2, "-T1": -t1, "|T1 - median|": np.abs(t1 - np.median(t1)), "|T2 - median|": np.abs(t2 - np.median(t2)),
+            "joint T1/T2": joint.scores(t1, t2)}
 
 
 def ap_and_dice(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -54,12 +94,13 @@ def evaluate(folder: Path) -> dict:
         raise FileNotFoundError(f"{sidecar_path} is missing: is {folder} a dataset written by disyre_v2_make_synthetic_dataset?")
     kinds = json.loads(sidecar_path.read_text())["test_kinds"]
     channels = {name: int(c) for c, name in dataset_json["channel_names"].items()}
+    joint = fit_joint_histogram(folder, dataset_json, channels)
     pooled: dict[str, dict[str, list]] = {}
     for case in list_raw_cases(folder, "Ts", dataset_json):
         image, geometry = read_case(case.image_paths)
         mask = read_mask(case.mask_path, geometry, case.image_paths[0]) > 0
         label = read_label(case.label_path, geometry, case.image_paths[0])[mask] > 0
-        scores = voxel_scores(image, mask, channels)
+        scores = voxel_scores(image, mask, channels, joint)
         for group in (kinds[case.case_id], "all"):
             entry = pooled.setdefault(group, {"labels": [], "cases": 0, **{b: [] for b in BASELINES}})
             entry["labels"].append(label)

@@ -23,6 +23,8 @@ def plans_entry(patch_size: int = 128, **overrides) -> dict:
         "alpha_bias_range": [0.0, 1.0],
         "tissue_sigma": 1.0,
         "foreign_patch_cache_size": 64,
+        "anomaly_probability": 1.0,
+        "restrict_to_brain": True,
     }
     entry.update(overrides)
     return entry
@@ -48,6 +50,15 @@ def test_to_dict_round_trips_the_plans_entry():
             assert back[key] == pytest.approx(value, abs=1e-6)
         else:
             assert back[key] == value, key
+
+
+def test_plans_without_anomaly_probability_corrupt_every_sample():
+    entry = plans_entry()
+    del entry["anomaly_probability"], entry["restrict_to_brain"]  # plans written before the keys existed
+    config = AnomalySynthesisConfig.from_plans(entry, CENTROIDS)
+    assert config.anomaly_probability == 1.0 and config.restrict_to_brain is True
+    with pytest.raises(AnomalySynthesisConfigError, match="anomaly_probability"):
+        AnomalySynthesisConfig.from_plans(plans_entry(anomaly_probability=1.5), CENTROIDS)
 
 
 def test_mode_override_and_with_mode():

@@ -243,3 +243,29 @@ def test_unnormalised_data_is_rejected():
     data, mask = make_batch(2)
     with pytest.raises(ValueError, match=r"normalised to \[0, 1\]"):
         synthesizer()(data * 3, mask)
+
+
+def test_clean_samples_keep_their_input_and_level():
+    data, brain = make_batch(batch=400, seed=3)
+    full = synthesizer(seed=11)(data, brain)
+    half = synthesizer(seed=11, anomaly_probability=0.5)(data, brain)
+    # The same draws: every level is the one the sample drew, corrupted or not.
+    assert np.array_equal(full.level, half.level)
+    clean = np.array([np.array_equal(half.corrupted[i], data[i]) and not half.anomaly_mask[i].any()
+                      for i in range(len(data))])
+    corrupted = ~clean
+    assert np.array_equal(half.corrupted[corrupted], full.corrupted[corrupted])
+    assert 0.4 < clean.mean() < 0.6  # about 1 - anomaly_probability
+    # Levels carry no information about cleanliness: the same distribution in both groups.
+    assert abs(np.median(half.level[clean]) - np.median(half.level[corrupted])) <= 10
+    assert np.array_equal(half.target, data)
+
+
+def test_anomalies_may_reach_across_the_brain_boundary_when_asked():
+    small_brain = brain_disc(radius=7.0)  # every canvas (16 px) overlaps the background
+    data, mask = make_batch(40, seed=4, brain=small_brain)
+    result = synthesizer(seed=5, restrict_to_brain=False)(data, mask)
+    background = ~small_brain
+    assert (result.anomaly_mask[:, 0, background] > 0).any()
+    assert (result.corrupted[:, :, background] > 0).any()  # the input's background is touched
+    assert np.all(result.target[:, :, background] == 0)  # the target never is

@@ -135,3 +135,21 @@ def test_help_documents_every_flag(capsys):
     text = capsys.readouterr().out
     for flag in ("--seed", "--trainer", "--steps", "--c", "--device", "--val_every", "--deterministic", "--compile"):
         assert flag in text
+
+
+def test_loss_over_the_patch_or_over_the_brain_pixels_only():
+    prediction = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]], [[[0.0, 0.0], [0.0, 2.0]]]])  # (2, 1, 2, 2)
+    batch = {"target": torch.zeros(2, 1, 2, 2),
+             "mask": torch.tensor([[[[1, 0], [0, 0]]], [[[0, 0], [0, 1]]]], dtype=torch.uint8)}
+    patch = DisyreTrainer.loss(type("T", (), {"loss_region": "patch"})(), prediction, batch)
+    assert patch.item() == pytest.approx((1 + 4 + 9 + 16 + 4) / 8)
+    brain = DisyreTrainer.loss(type("T", (), {"loss_region": "brain"})(), prediction, batch)
+    assert brain.item() == pytest.approx((1 + 4) / 2)  # the two brain pixels alone
+
+
+def test_an_unknown_loss_region_is_refused(dataset, tmp_path):
+    root, name = dataset
+    plans = json.loads((root / "pre" / name / "plans.json").read_text())
+    plans["configurations"]["2d_small"]["training"]["loss_region"] = "everywhere"
+    with pytest.raises(ValueError, match="loss_region"):
+        DisyreTrainer(plans, "2d_small", "all", root / "pre" / name, tmp_path / "run")

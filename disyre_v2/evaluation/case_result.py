@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from disyre_v2.evaluation.case_reader import LoadedCase
+from disyre_v2.evaluation.error_analysis import CaseBands
 from disyre_v2.evaluation.ranking import slice_scores
 from disyre_v2.inference.volume_score import volume_score
 from disyre_v2.evaluation.sparse_histogram import SparseHistogram
@@ -25,6 +26,7 @@ class CaseResult:
     brain_voxels: int
     voxel_ml: float
     brain_source: str
+    bands: CaseBands  # lesion-free voxels per distance and position band (error analysis)
     kind: str | None = None
 
     @property
@@ -65,4 +67,5 @@ def measure_case(case_id: str, loaded: LoadedCase, brain_source: str, given_volu
         slice_indices=indices, slice_scores=scores, slice_anomalous=anomalous,
         lesion_voxels=int(label.sum()), lesion_voxels_in_brain=histogram.n_positive,
         brain_voxels=int(brain.sum()), voxel_ml=loaded.voxel_ml, brain_source=brain_source,
+        bands=CaseBands.measure(score_map, label, brain, loaded.geometry, drop_bits),
     )

@@ -18,6 +18,8 @@ from tqdm import tqdm
 from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.evaluation.case_result import CaseResult
 from disyre_v2.evaluation.case_slices import CaseSlices
+from disyre_v2.evaluation.error_analysis import healthy_histogram
+from disyre_v2.evaluation.error_figures import plot_false_positive_bands, plot_score_distributions, plot_volume_scores
 from disyre_v2.evaluation.pooled_curve import PooledPRCurve
 from disyre_v2.evaluation.report_figures import plot_case, plot_pr_curves
 from disyre_v2.evaluation.report_html import render_index
@@ -27,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 INDEX = "index.html"
 PR_CURVE = "pr_curve.png"
+FALSE_POSITIVES = "false_positive_bands.png"
+DISTRIBUTIONS = "score_distributions.png"
+VOLUME_SCORES = "volume_scores.png"
 CASES = "cases"
 
 
@@ -60,6 +65,7 @@ def _write(folder: Path, summary: dict, curve: PooledPRCurve, results: list[Case
             if metrics["average_precision"] is not None:
                 curves[f"{kind}: AP {metrics['average_precision']:.3f}"] = SparseHistogram.merge(members).curve()
     plot_pr_curves(curves, f"{summary['n_cases']} cases, brain voxels pooled", folder / PR_CURVE)
+    _write_error_figures(folder, summary, results)
 
     (folder / CASES).mkdir()
     threshold = summary["per_case_threshold"]
@@ -75,7 +81,18 @@ def _write(folder: Path, summary: dict, curve: PooledPRCurve, results: list[Case
         name = f"{CASES}/{case.case_id}.png"
         plot_case(case, threshold, map_max, folder / name, caption)
         figures[case.case_id] = name
-    (folder / INDEX).write_text(render_index(summary, PR_CURVE, figures), encoding="utf-8")
+    error_figures = {"false_positives": FALSE_POSITIVES, "distributions": DISTRIBUTIONS, "volume_scores": VOLUME_SCORES}
+    (folder / INDEX).write_text(render_index(summary, PR_CURVE, figures, error_figures), encoding="utf-8")
+
+
+def _write_error_figures(folder: Path, summary: dict, results: list[CaseResult]) -> None:
+    histograms = [r.histogram for r in results]
+    groups = {"all cases": SparseHistogram.merge(histograms)}
+    for kind in sorted({r.kind for r in results if r.kind is not None}):
+        groups[kind] = SparseHistogram.merge(r.histogram for r in results if r.kind == kind)
+    plot_false_positive_bands(summary["error_analysis"]["false_positives"], folder / FALSE_POSITIVES)
+    plot_score_distributions(groups, healthy_histogram(histograms), folder / DISTRIBUTIONS)
+    plot_volume_scores(summary["per_case"], folder / VOLUME_SCORES)
 
 
 def write_report(folder: Path, summary: dict, curve: PooledPRCurve, results: list[CaseResult],

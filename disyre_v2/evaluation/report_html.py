@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px; color: #222; }
-h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; } h3 { font-size: 1em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td.id, th.id { text-align: left; }
@@ -46,7 +46,71 @@ def _pooled_rows(summary: dict) -> list[list]:
     return rows
 
 
-def render_index(summary: dict, pr_curve: str, case_figures: dict[str, str]) -> str:
+def _percent(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _band_rows(rows: list[dict]) -> tuple[list[str], list[list]]:
+    tops = [k[:-len("_share")] for k in rows[0] if k.startswith("top_") and k.endswith("_share")]
+    header = ["band", "share of lesion-free brain"]
+    for top in tops:
+        label = top[len("top_"):-len("pct")] + " %"
+        header += [f"share of top {label}", f"ratio (top {label})"]
+    body = []
+    for row in rows:
+        cells = [html.escape(row["band"]), _percent(row["brain_share"])]
+        for top in tops:
+            cells += [_percent(row[f"{top}_share"]), _fmt(row[f"{top}_ratio"], 2)]
+        body.append(cells)
+    return header, body
+
+
+def _error_section(summary: dict, figures: dict[str, str]) -> list[str]:
+    """Where the false positives are, the score distributions and volume-level detection."""
+    analysis = summary["error_analysis"]
+    fp = analysis["false_positives"]
+    parts = ["<h2>Error analysis</h2>",
+             f"<p>Of the 0.1 % highest-scoring lesion-free brain voxels (the false positives at any useful "
+             f"threshold), <b>{_percent(fp['rim_share']['top_0.1pct'])}</b> lie within 2 mm of the brain boundary, "
+             f"which holds {_percent(fp['rim_brain_share'])} of the lesion-free brain (ratio "
+             f"{_fmt(fp['rim_ratio'], 2)}; about 1 when errors are spread evenly).</p>"]
+    for key, title in (("by_distance_to_boundary", "By distance to the brain boundary"),
+                       ("by_axial_position", "By axial position, inferior (0 %) to superior (100 %) of the brain")):
+        header, rows = _band_rows(fp[key])
+        parts += [f"<h3>{title}</h3>", _table(header, rows)]
+    parts.append(f"<figure><img src=\"{quote(figures['false_positives'])}\" alt=\"false positives per band\">"
+                 f"<figcaption>Shares of the highest-scoring lesion-free voxels per band next to the band's share "
+                 f"of the brain.</figcaption></figure>")
+    if fp["cases_holding_top"]:
+        listed = ", ".join(f"{html.escape(c['case_id'])} ({_percent(c['share'])})" for c in fp["cases_holding_top"])
+        parts.append(f"<p>Cases holding most of the top 0.1 %: {listed}.</p>")
+    rows = []
+    for name, dist in analysis["score_distributions"].items():
+        lesion, healthy = dist["lesion_quantiles"], dist["healthy_quantiles"]
+        recall = dist["lesion_recall_at_healthy_top"]
+        rows.append([html.escape(name), _fmt(dist["n_lesion"]), _fmt(lesion["50"]), _fmt(lesion["90"]),
+                     _fmt(healthy["50"]), _fmt(healthy["99"]), _fmt(healthy["99.9"]),
+                     _percent(recall.get("top_1pct")), _percent(recall.get("top_0.1pct"))])
+    parts += ["<h3>Score distributions</h3>",
+              _table(["voxels of", "lesion voxels", "lesion median", "lesion p90", "lesion-free median",
+                      "lesion-free p99", "lesion-free p99.9", "lesion above pooled lesion-free top 1 %",
+                      "lesion above pooled lesion-free top 0.1 %"], rows),
+              f"<figure><img src=\"{quote(figures['distributions'])}\" alt=\"score distributions\"><figcaption>"
+              f"Share of lesion (red) and lesion-free (grey) brain voxels per score bin.</figcaption></figure>"]
+    volume = analysis["volume_detection"]
+    rows = [[html.escape(name), _fmt(v["n"]), _fmt(v["median"], 5), _fmt(v.get("min", v.get("max")), 5),
+             _percent(v.get("above_every_lesion_free"))]
+            for name, v in volume.items()]
+    parts += ["<h3>Volume-level detection</h3>",
+              _table(["cases", "n", "median volume score", "min (lesioned) / max (lesion-free)",
+                      "above every lesion-free case"], rows),
+              f"<figure><img src=\"{quote(figures['volume_scores'])}\" alt=\"volume scores\"><figcaption>"
+              f"Volume score of every case by kind.</figcaption></figure>"]
+    return parts
+
+
+def render_index(summary: dict, pr_curve: str, case_figures: dict[str, str],
+                 error_figures: dict[str, str]) -> str:
     """The page: summary tables, the PR curve, per-kind and per-case tables, every case's sheet."""
     mean = summary["mean_per_case"]
     parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>disyre_v2 evaluation</title>"
@@ -78,6 +142,7 @@ def render_index(summary: dict, pr_curve: str, case_figures: dict[str, str]) -> 
                 for kind, k in summary["per_kind"].items()]
         parts.append(_table(["kind", "cases", "AP", "[Dice]", "Dice at pooled thr.", "mean case Dice",
                              "brain flagged", "volume AUROC vs lesion-free"], rows))
+    parts += _error_section(summary, error_figures)
     parts.append("<h2>Per case</h2>")
     rows = []
     for case in summary["per_case"]:

@@ -7,10 +7,12 @@ from typing import Iterable
 import numpy as np
 
 from disyre_v2.evaluation.case_result import CaseResult
+from disyre_v2.evaluation.error_analysis import (
+    false_positive_locations, healthy_histogram, score_distributions, volume_detection)
 from disyre_v2.evaluation.ranking import ranking_metrics
 from disyre_v2.evaluation.sparse_histogram import SparseHistogram
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 
 def json_safe(value):
@@ -86,6 +88,23 @@ def per_kind(results: list[CaseResult], per_case: list[dict], threshold: float) 
     return kinds
 
 
+def error_analysis(results: list[CaseResult]) -> dict:
+    """Where the false positives lie, how lesion and lesion-free scores are distributed (all cases and
+    per kind), and how lesioned volumes rank against lesion-free ones."""
+    histograms = [r.histogram for r in results]
+    healthy = healthy_histogram(histograms)
+    groups = {"all": SparseHistogram.merge(histograms)}
+    for kind in sorted({r.kind for r in results if r.kind is not None}):
+        groups[kind] = SparseHistogram.merge(r.histogram for r in results if r.kind == kind)
+    return {
+        "false_positives": false_positive_locations(healthy, [r.bands for r in results],
+                                                    [r.case_id for r in results], histograms),
+        "score_distributions": score_distributions(groups, healthy),
+        "volume_detection": volume_detection([r.volume_score for r in results], [r.anomalous for r in results],
+                                             [r.kind for r in results]),
+    }
+
+
 def build_summary(*, protocol: str, protocol_result: dict, exact_result: dict, results: list[CaseResult],
                   per_case: list[dict], slice_reduction: str, volume_score_source: str, folders: dict,
                   settings: dict, with_kinds: bool) -> dict:
@@ -106,6 +125,7 @@ def build_summary(*, protocol: str, protocol_result: dict, exact_result: dict, r
     })
     if with_kinds:
         summary["per_kind"] = per_kind(results, per_case, exact_result["best_threshold"])
+    summary["error_analysis"] = error_analysis(results)
     summary["per_case"] = per_case
     summary["folders"] = folders
     summary["settings"] = settings

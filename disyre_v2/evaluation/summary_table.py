@@ -16,4 +16,9 @@ def format_summary(summary: dict) -> str:
     lines += [f"{name:<12}{n:>4}{_fmt(ap):>10}{_fmt(dice):>10}" for name, n, ap, dice in rows]
     lines.append(f"volume-level AUROC {_fmt(summary['volume_level']['auroc'])}, "
                  f"slice-level AUROC {_fmt(summary['slice_level']['auroc'])}")
+    fp = summary.get("error_analysis", {}).get("false_positives")
+    if fp and fp["rim_share"]["top_0.1pct"] is not None:
+        lines.append(f"top 0.1 % of lesion-free voxels: {100 * fp['rim_share']['top_0.1pct']:.1f} % within 2 mm of the "
+                     f"brain boundary, which holds {100 * fp['rim_brain_share']:.1f} % of the brain "
+                     f"(ratio {fp['rim_ratio']:.2f})")
     return "\n".join(lines)

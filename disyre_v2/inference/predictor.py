@@ -46,6 +46,7 @@ class DisyrePredictor:
         self.tile_step = float(tile_step if tile_step is not None else inference["tile_step"])
         self.sigma_scale = float(inference.get("gaussian_sigma_scale", 0.125))
         self.min_weight = float(inference.get("gaussian_min", 1e-3))
+        self.foreground_weighting = bool(inference.get("foreground_weighting", True))
         self.multistep_step = int(multistep_step)
         self.device = torch.device(device)
         self.batch_windows = int(batch_windows) if batch_windows else self.default_batch_windows()
@@ -110,7 +111,7 @@ class DisyrePredictor:
             scores, restoration = sliding_window_scores(
                 slices, brain, self._score_function(model.network), self.patch, step_fraction=self.tile_step,
                 batch_windows=self.batch_windows, sigma_scale=self.sigma_scale, min_weight=self.min_weight,
-                with_restoration=with_restoration, output_device="cpu")
+                with_restoration=with_restoration, output_device="cpu", foreground_weighting=self.foreground_weighting)
             total_map = scores if total_map is None else total_map + scores
             if with_restoration:
                 total_restoration = restoration if total_restoration is None else total_restoration + restoration

@@ -65,6 +65,7 @@ def sliding_window_scores(
     min_weight: float = 1e-3,
     with_restoration: bool = False,
     output_device: torch.device | str | None = None,
+    foreground_weighting: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Blend window scores over all slices of a volume.
 
@@ -72,6 +73,7 @@ def sliding_window_scores(
     together, ``batch_windows`` per call of ``score_fn`` (which may expand each window over several
     levels). Returns the float32 score map (N, H, W) and, if asked, the blended restoration
     (N, C, H, W; a weighted mean with weights w·f, 0 where no window had brain), on ``output_device`` (default: the device of ``slices``).
+    ``foreground_weighting=False`` blends Σ w·AS / Σ w (f = 1 for every window with brain).
     """
     if slices.ndim != 4 or brain.shape != (slices.shape[0], *slices.shape[2:]):
         raise ValueError(f"need slices (N, C, H, W) and brain (N, H, W), got {tuple(slices.shape)} and {tuple(brain.shape)}")
@@ -102,7 +104,7 @@ def sliding_window_scores(
         scores = scores.to(out_device, torch.float32)
         for k, (s, b) in enumerate(chunk):
             y, x = boxes[b]
-            weight = weights * fractions[s, b].to(out_device)
+            weight = weights * fractions[s, b].to(out_device) if foreground_weighting else weights
             numerator[s, y:y + patch[0], x:x + patch[1]] += weight * scores[k]
             if restoration is not None:
                 restoration[s, :, y:y + patch[0], x:x + patch[1]] += weight * restored[k].to(out_device, torch.float32)

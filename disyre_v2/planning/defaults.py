@@ -49,6 +49,8 @@ ALPHA_TEXT_RANGE = (0.0, 1.0)
 ALPHA_BIAS_RANGE = (0.0, 1.0)
 TISSUE_SIGMA_AT_128 = 1.0  # px, smoothing of the tissue-cluster mask
 FOREIGN_PATCH_CACHE_SIZE = 64
+ANOMALY_PROBABILITY = 1.0  # share of training samples that receive an anomaly
+RESTRICT_ANOMALY_TO_BRAIN = True  # the shape mask is zeroed outside the brain
 
 # --- augmentation before corruption (METHOD.md §4) -----------------------------------------------
 AUGMENTATION = {
@@ -68,6 +70,7 @@ INFERENCE = {
     "tile_step": 0.25,  # window step as a fraction of P (75 % overlap)
     "gaussian_sigma_scale": 0.125,  # σ = P/8
     "gaussian_min": 0.001,
+    "foreground_weighting": True,  # window maps weighted by their brain fraction f: Σ w·f·AS / Σ w
 }
 
 # --- splits ---------------------------------------------------------------------------------------

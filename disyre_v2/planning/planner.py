@@ -51,6 +51,8 @@ def scaled_anomaly_synthesis(patch: int) -> dict:
         "alpha_bias_range": list(D.ALPHA_BIAS_RANGE),
         "tissue_sigma": D.TISSUE_SIGMA_AT_128 * scale,
         "foreign_patch_cache_size": D.FOREIGN_PATCH_CACHE_SIZE,
+        "anomaly_probability": D.ANOMALY_PROBABILITY,
+        "restrict_to_brain": D.RESTRICT_ANOMALY_TO_BRAIN,
     }
 
 

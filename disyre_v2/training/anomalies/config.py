@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Mapping, Sequence
 
 SHAPE_KINDS = ("rectangle", "disc", "irregular")
+# Keys that plans written by earlier versions lack, with the value that reproduces them.
+OPTIONAL_KEYS = {"anomaly_probability": 1.0, "restrict_to_brain": True}
 
 
 class AnomalySynthesisConfigError(ValueError):
@@ -73,6 +75,12 @@ class AnomalySynthesisConfig:
     foreign_patch_cache_size: int
     # Per channel, ascending, normalised intensity units (plans.json "tissue_centroids").
     tissue_centroids: tuple[tuple[float, ...], ...] = field(default=())
+    # Share of samples that receive their anomaly; the others stay clean with the level t they drew
+    # (optional in plans.json: absent means 1.0, every sample corrupted).
+    anomaly_probability: float = 1.0
+    # True: the shape mask is zeroed outside the brain (METHOD.md §4); False: an anomaly near the
+    # edge reaches across the brain boundary into the background of the corrupted input.
+    restrict_to_brain: bool = True
 
     @property
     def spec(self) -> ModeSpec:
@@ -119,7 +127,7 @@ class AnomalySynthesisConfig:
         """
         raw = dict(anomaly_synthesis)
         expected = {f.name for f in fields(cls)} - {"tissue_centroids"}
-        missing = sorted(expected - raw.keys())
+        missing = sorted(expected - raw.keys() - set(OPTIONAL_KEYS))
         unknown = sorted(raw.keys() - expected)
         if missing:
             raise _fail(missing[0], f"missing key(s) {missing}")
@@ -147,7 +155,11 @@ class AnomalySynthesisConfig:
         if size_lo != int(size_lo) or size_hi != int(size_hi):
             raise _fail("shape_size_range", f"sizes are whole pixels, got {raw['shape_size_range']!r}")
         zoom = _range(raw, "irregular_zoom_range", 1e-3, None)
-        for key in ("blur_probability",):
+        for key, default in OPTIONAL_KEYS.items():
+            raw.setdefault(key, default)
+        if not isinstance(raw["restrict_to_brain"], bool):
+            raise _fail("restrict_to_brain", f"true or false, got {raw['restrict_to_brain']!r}")
+        for key in ("blur_probability", "anomaly_probability"):
             if not 0.0 <= float(raw[key]) <= 1.0:
                 raise _fail(key, f"a probability in [0, 1], got {raw[key]!r}")
         if float(raw["tissue_sigma"]) < 0:
@@ -185,4 +197,6 @@ class AnomalySynthesisConfig:
             tissue_sigma=float(raw["tissue_sigma"]),
             foreign_patch_cache_size=int(raw["foreign_patch_cache_size"]),
             tissue_centroids=centroids,
+            anomaly_probability=float(raw["anomaly_probability"]),
+            restrict_to_brain=raw["restrict_to_brain"],
         )

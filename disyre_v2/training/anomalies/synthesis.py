@@ -86,7 +86,20 @@ class AnomalySynthesizer:
         severity = np.maximum(alpha_text, alpha_bias.max(axis=1) if channels else 0.0)
         level = np.asarray(self.scheduler.level_of(severity), dtype=np.int64).reshape(batch)
         level[severity == 0] = 0  # empty mask (or mode "none"): healthy level
+        if self.config.anomaly_probability < 1.0:
+            self._keep_some_clean(data, corrupted, anomaly_mask)
         return SynthesisResult(corrupted, data, level, anomaly_mask, alpha_text, alpha_bias)
+
+    def _keep_some_clean(self, data: np.ndarray, corrupted: np.ndarray, anomaly_mask: np.ndarray) -> None:
+        """Undo the anomaly of a share 1 − anomaly_probability of the samples, keeping their level t.
+
+        At inference every assumed severity t is applied to every window, and most windows are
+        healthy; samples that stay clean at the t they drew teach the network that t bounds the
+        severity of an anomaly that may not be there (t then says nothing about its presence).
+        """
+        clean = self.rng.random(len(data)) >= self.config.anomaly_probability
+        corrupted[clean] = data[clean]
+        anomaly_mask[clean] = 0.0
 
     def _foreign_patches(self, data: np.ndarray, brain: np.ndarray) -> np.ndarray:
         """One C×C crop per sample around its brain, exchanged through the cache (eq. 1's x_fp)."""
@@ -100,7 +113,9 @@ class AnomalySynthesizer:
     def _corrupt_sample(self, i, data, brain, foreign, corrupted, anomaly_mask, alpha_text, alpha_bias) -> None:
         cfg, spec, rng = self.config, self.config.spec, self.rng
         rows, cols = canvas_window(choose_centre(brain[i, 0], cfg.canvas_size, rng), cfg.canvas_size)
-        m = self.shapes.sample(rng) * brain[i, 0, rows, cols]  # zero on background
+        m = self.shapes.sample(rng)
+        if cfg.restrict_to_brain:
+            m = m * brain[i, 0, rows, cols]  # zero on background
         support = m > 0
         if not support.any():
             return  # empty mask: α = 0, t = 0, x_sc = x0

@@ -34,6 +34,8 @@ from disyre_v2.training.trainer.progress import ProgressLog
 logger = logging.getLogger(__name__)
 
 VALIDATION_SEED = 20240710  # the same synthetic validation anomalies for every run
+# Where the restoration loss is averaged: the whole patch (METHOD.md §5) or the brain pixels only.
+LOSS_REGIONS = ("patch", "brain")
 
 
 class DisyreTrainer:
@@ -76,6 +78,10 @@ class DisyreTrainer:
         self.warmup_steps = min(int(training["warmup_steps"]), max(self.num_steps // 2, 1))
         self.grad_clip = float(training["grad_clip"])
         self.ema_decay = training.get("ema_decay")
+        self.loss_region = training.get("loss_region", "patch")
+        if self.loss_region not in LOSS_REGIONS:
+            raise ValueError(f"plans.json training.loss_region is {self.loss_region!r}; choose one of "
+                             f"{', '.join(LOSS_REGIONS)}.")
         self.step = 0
         self.progress = ProgressLog()
         self._first_batch_keys: str | None = None
@@ -172,6 +178,7 @@ class DisyreTrainer:
             "data": torch.as_tensor(batch["data"]).to(self.device, non_blocking=non_blocking),
             "target": torch.as_tensor(batch["target"]).to(self.device, non_blocking=non_blocking),
             "t": torch.as_tensor(batch["t"], dtype=torch.long).to(self.device, non_blocking=non_blocking),
+            "mask": torch.as_tensor(batch["mask"]).to(self.device, non_blocking=non_blocking),
         }
 
     # -- steps -----------------------------------------------------------------------------
@@ -183,11 +190,19 @@ class DisyreTrainer:
     def forward(self, model: torch.nn.Module, batch: dict) -> torch.Tensor:
         return model(batch["data"], batch["t"] if self.conditional else None)
 
+    def loss(self, prediction: torch.Tensor, batch: dict) -> torch.Tensor:
+        """MSE(P(x_sc, t), x0) over the patch, or over its brain pixels (``training.loss_region``)."""
+        if self.loss_region == "patch":
+            return torch.nn.functional.mse_loss(prediction.float(), batch["target"])
+        brain = batch["mask"].to(torch.float32)  # (B, 1, H, W), shared by the channels
+        squared = (prediction.float() - batch["target"]) ** 2 * brain
+        return squared.sum() / (brain.sum() * prediction.shape[1]).clamp_min(1.0)
+
     def train_step(self, batch: dict) -> float:
         self.model.train()
         with self.autocast():
             prediction = self.forward(self.model, batch)
-        loss = torch.nn.functional.mse_loss(prediction.float(), batch["target"])
+        loss = self.loss(prediction, batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
@@ -205,7 +220,7 @@ class DisyreTrainer:
         for batch in self.validation_set:
             with self.autocast():
                 prediction = self.forward(model, batch)
-            losses.append(float(torch.nn.functional.mse_loss(prediction.float(), batch["target"])))
+            losses.append(float(self.loss(prediction, batch)))
         return float(np.mean(losses))
 
     # -- checkpoints -----------------------------------------------------------------------
