@@ -71,6 +71,9 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
                    "DisyreTrainer"),
     "cross_boundary": ("the paper's list; anomalies may reach across the brain boundary",
                        {"anomaly_synthesis.restrict_to_brain": False}, "DisyreTrainer"),
+    "inference_windows": ("the paper's list; training windows placed as the predictor places them (any "
+                          "position on the slice holding brain) instead of inside the slice's brain box",
+                          {"batch.crop_mode": "inference_windows"}, "DisyreTrainer"),
     "paper_no_foreground_weighting": ("the paper model, windows blended without the brain-fraction weight f",
                                       {"inference.foreground_weighting": False}, "DisyreTrainer"),
 }

@@ -15,6 +15,8 @@ def plans_entry(patch_size: int = 128, **overrides) -> dict:
         "shape_probabilities": {"rectangle": 0.3333333, "disc": 0.3333333, "irregular": 0.3333334},
         "shape_size_range": [round(10 * scale), round(44 * scale)],
         "irregular_rotation_deg": 15.0,
+        "irregular_extent_range": [10.0 * scale, 80.0 * scale],
+        "rectangle_rotation_probability": 0.5,
         "irregular_zoom_range": [1.0, 2.0],
         "irregular_library_size": 64,
         "blur_probability": 0.7,
@@ -22,9 +24,10 @@ def plans_entry(patch_size: int = 128, **overrides) -> dict:
         "alpha_text_range": [0.0, 1.0],
         "alpha_bias_range": [0.0, 1.0],
         "tissue_sigma": 1.0,
-        "foreign_patch_cache_size": 64,
+        "foreign_patch_cache_size": 512,
         "anomaly_probability": 1.0,
         "restrict_to_brain": True,
+        "min_brain_fraction": 0.25,
     }
     entry.update(overrides)
     return entry
@@ -54,9 +57,11 @@ def test_to_dict_round_trips_the_plans_entry():
 
 def test_plans_without_anomaly_probability_corrupt_every_sample():
     entry = plans_entry()
-    del entry["anomaly_probability"], entry["restrict_to_brain"]  # plans written before the keys existed
+    for key in ("anomaly_probability", "restrict_to_brain", "irregular_extent_range", "rectangle_rotation_probability"):
+        del entry[key]  # plans written before the keys existed
     config = AnomalySynthesisConfig.from_plans(entry, CENTROIDS)
     assert config.anomaly_probability == 1.0 and config.restrict_to_brain is True
+    assert config.irregular_extent_range is None and config.rectangle_rotation_probability == 0.0
     with pytest.raises(AnomalySynthesisConfigError, match="anomaly_probability"):
         AnomalySynthesisConfig.from_plans(plans_entry(anomaly_probability=1.5), CENTROIDS)
 

@@ -35,7 +35,7 @@ def test_rectangle_and_disc_have_exactly_the_drawn_size():
 
 
 def test_sampled_sizes_cover_the_plans_range():
-    shapes, rng = sampler(), np.random.default_rng(0)
+    shapes, rng = sampler(rectangle_rotation_probability=0.0), np.random.default_rng(0)
     sides = [extents(shapes.draw(rng, "rectangle")[0]) for _ in range(300)]
     flat = np.ravel(sides)
     assert flat.min() == 10 and flat.max() == 44  # uniform integers 10..44, both ends reached
@@ -44,8 +44,34 @@ def test_sampled_sizes_cover_the_plans_range():
 
 
 @pytest.mark.parametrize("patch_size", [128, 64])
-def test_irregular_shapes_fit_the_documented_bound(patch_size):
+def test_irregular_areas_span_foci_to_the_whole_canvas_median_1500_px_at_128(patch_size):
     shapes, rng = sampler(patch_size), np.random.default_rng(1)
+    canvas = shapes.config.canvas_size
+    area_scale = (patch_size / 128) ** 2
+    masks = [shapes.draw(rng, "irregular")[0] for _ in range(1000)]
+    areas = np.array([m.sum() for m in masks])
+    longest = np.array([max(extents(m)) for m in masks])
+    assert 1250 * area_scale <= np.median(areas) <= 1800 * area_scale  # the reference's ~1,500 px
+    assert np.percentile(areas, 90) >= 0.7 * canvas ** 2  # often nearly the whole canvas
+    assert np.percentile(areas, 5) <= 200 * area_scale  # and small foci too
+    assert longest.max() >= 0.9 * canvas and longest.max() <= canvas
+
+
+def test_rectangles_are_rotated_with_the_plans_probability():
+    shapes, rng = sampler(shape_size_range=[10, 40]), np.random.default_rng(2)
+    axis_aligned = []
+    for _ in range(400):
+        mask = shapes.draw(rng, "rectangle")[0]
+        height, width = extents(mask)
+        axis_aligned.append(mask.sum() == height * width)  # a rotated rectangle does not fill its box
+    assert np.mean(axis_aligned) == pytest.approx(0.5 + 0.5 * 4 / 180, abs=0.07)  # angles near 0/90/180 stay boxes
+    never = sampler(rectangle_rotation_probability=0.0)
+    assert all(m.sum() == np.prod(extents(m)) for m in (never.draw(rng, "rectangle")[0] for _ in range(50)))
+
+
+@pytest.mark.parametrize("patch_size", [128, 64])
+def test_irregular_shapes_of_older_plans_fit_the_documented_bound(patch_size):
+    shapes, rng = sampler(patch_size, irregular_extent_range=None), np.random.default_rng(1)
     low, high = shapes.config.shape_size_range
     # Zoom 1 maps the blob's extent to high/2; a ±15° rotation grows a box by at most cos + sin.
     bound = 2.0 * high / 2 * (np.cos(np.radians(15)) + np.sin(np.radians(15))) + 2

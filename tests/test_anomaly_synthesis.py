@@ -269,3 +269,19 @@ def test_anomalies_may_reach_across_the_brain_boundary_when_asked():
     assert (result.anomaly_mask[:, 0, background] > 0).any()
     assert (result.corrupted[:, :, background] > 0).any()  # the input's background is touched
     assert np.all(result.target[:, :, background] == 0)  # the target never is
+
+
+def test_samples_with_too_little_brain_for_the_canvas_stay_clean_at_level_zero():
+    data, mask = make_batch(6, seed=6)
+    tiny = np.zeros((P, P), bool)
+    tiny[10:17, 10:19] = True  # 63 px: under a quarter of the 16x16 canvas (64 px)
+    data[3:] *= tiny
+    mask = mask.copy()
+    mask[3:, 0] = tiny
+    result = synthesizer(seed=8)(data, mask)
+    np.testing.assert_array_equal(result.corrupted[3:], data[3:])
+    assert not result.anomaly_mask[3:].any() and (result.level[3:] == 0).all()
+    assert result.anomaly_mask[:3].any(axis=(1, 2, 3)).all() and (result.level[:3] > 0).all()
+    # With the fraction at 0 the same tiny brains are corrupted (the earlier behaviour).
+    loose = synthesizer(seed=8, min_brain_fraction=0.0)(data, mask)
+    assert loose.anomaly_mask[3:].any()

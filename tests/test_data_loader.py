@@ -85,6 +85,23 @@ def test_augmented_batches_keep_background_zero_and_range(data_folder):
     assert batch["data"].min() >= 0 and batch["data"].max() <= 1
 
 
+def test_blur_is_drawn_per_sample_with_one_sigma_for_every_channel():
+    from batchgenerators.transforms.abstract_transforms import Compose
+
+    from disyre_v2.training.augmentation import BatchSeededCompose
+
+    only_blur = {k: (0.0 if k.endswith("probability") else v) for k, v in AUGMENTATION.items()}
+    only_blur["blur_probability"] = 0.15
+    rng = np.random.default_rng(3)
+    channel = rng.random((2000, 1, 16, 16)).astype(np.float32)
+    data = np.concatenate([channel, channel], axis=1)  # two identical channels
+    mask = np.ones((2000, 1, 16, 16), np.uint8)
+    out = BatchSeededCompose([Compose(build_augmentation(only_blur, (16, 16)))])(data=data.copy(), seg=mask, seed=1)
+    blurred = np.array([not np.array_equal(out["data"][i], data[i]) for i in range(len(data))])
+    assert blurred.mean() == pytest.approx(0.15, abs=0.025)  # per sample, not 1 - 0.85² per channel pair
+    np.testing.assert_array_equal(out["data"][:, 0], out["data"][:, 1])  # one σ for both channels
+
+
 def test_worker_pipeline_is_reproducible(data_folder):
     def run():
         loader = SliceDataLoader(data_folder, ["case0", "case1", "case2"], (32, 32), 2, 3, seed=5)
@@ -111,12 +128,12 @@ def test_worker_count_from_environment(monkeypatch):
     assert num_augmentation_workers() >= 1
 
 
-def test_edge_slices_with_little_brain_are_not_sampled(tmp_path):
-    mask = np.zeros((6, 40, 24), bool)
+def test_every_slice_with_brain_is_sampled_as_the_predictor_scores_them_all(tmp_path):
+    mask = np.zeros((8, 40, 24), bool)
     mask[1:5, 5:35, 4:20] = True  # 480 pixels per slice
     mask[0, 10, 10] = True  # a 1-pixel edge slice
-    mask[5, 10:20, 5:9] = True  # 40 pixels: under a tenth of 480
+    mask[5, 10:20, 5:9] = True  # 40 pixels
     np.save(tmp_path / "c.npy", mask[None].astype(np.float32) * 0.5)
     np.save(tmp_path / "c_mask.npy", mask)
-    loader = SliceDataLoader(tmp_path, ["c"], (32, 32), 1, 200, seed=0)
-    assert {z for _, z in next(loader)["keys"]} == {1, 2, 3, 4}
+    loader = SliceDataLoader(tmp_path, ["c"], (32, 32), 1, 300, seed=0)
+    assert {z for _, z in next(loader)["keys"]} == {0, 1, 2, 3, 4, 5}  # slices 6, 7 hold no brain

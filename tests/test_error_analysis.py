@@ -109,6 +109,10 @@ def test_a_rim_map_puts_every_false_positive_in_the_rim(tmp_path):
     assert fp["rim_brain_share"] == pytest.approx(rim_voxels / healthy_voxels)
     assert fp["rim_share"]["top_0.1pct"] == 1.0 and fp["rim_share"]["top_1pct"] == 1.0
     assert fp["rim_ratio"] == pytest.approx(healthy_voxels / rim_voxels)
+    z = np.arange(16)[:, None, None]
+    rim_scores = np.concatenate([(1.0 / (d + 0.5) + 1e-3 * z + 0 * d)[(d > 0) & (d <= 2.0) & (lab == 0)]
+                                 for _, d, lab in cases])
+    assert fp["by_distance_to_boundary"][0]["healthy_mean"] == pytest.approx(rim_scores.mean(), rel=1e-3)
     shares = [row["brain_share"] for row in fp["by_distance_to_boundary"]]
     assert sum(shares) == pytest.approx(1.0) and fp["by_distance_to_boundary"][0]["band"] == "0-2 mm"
     # The ties are broken by z: the highest-scoring rim voxels are in the top slices.

@@ -121,3 +121,18 @@ def test_a_configuration_added_by_hand_is_preprocessed_as_it_stands(disyre_env, 
     assert main(["-d", "1", "-c", "2d_1p5mm", "--no_progress", "-np", "1"]) == 0
     props = json.loads((out / "2d_1p5mm" / "case00.json").read_text())
     assert props["resampled"] is True and props["preprocessed_geometry"]["spacing"] == [1.5, 1.5, 1.5]
+
+
+@pytest.mark.parametrize("first, second", [("2d_small", "2d"), ("2d", "2d_small")])
+def test_plans_hold_every_configuration_and_c_only_chooses_what_is_preprocessed(disyre_env, first, second):
+    write_raw_dataset(disyre_env["raw"], dataset_id=5, n_train=3, n_test=1, spacing=(1.0, 1.0, 1.5))
+    out = disyre_env["preprocessed"] / "Dataset005_Tiny"
+    assert main(["-d", "5", "-c", first, "-np", "1", "--no_progress"]) == 0
+    plans_text = (out / "plans.json").read_text()
+    assert sorted(json.loads(plans_text)["configurations"]) == sorted(CONFIGS)  # both planned at once
+    assert (out / first).is_dir() and not (out / second).exists()  # only the one asked for is preprocessed
+    stamp = (out / first / "case00.npy").stat().st_mtime_ns
+    assert main(["-d", "5", "-c", second, "-np", "1", "--no_progress"]) == 0
+    assert (out / "plans.json").read_text() == plans_text  # not re-planned, nothing changed
+    assert (out / second / "case00.npy").is_file()
+    assert (out / first / "case00.npy").stat().st_mtime_ns == stamp

@@ -63,12 +63,17 @@ def test_paper_configuration_2d_has_the_numbers_of_the_method():
     assert synthesis["mode"] == "dag" and synthesis["canvas_size"] == 64
     assert synthesis["shape_size_range"] == [10, 44] and synthesis["blur_sigma_range"] == [0.0, 5.0]
     assert synthesis["blur_probability"] == 0.7 and synthesis["tissue_sigma"] == 1.0
+    # The reference's shape distribution and foreign-patch cache (issue 11: fidelity).
+    assert synthesis["irregular_extent_range"] == [10.0, 80.0] and synthesis["rectangle_rotation_probability"] == 0.5
+    assert synthesis["foreign_patch_cache_size"] == 512 and synthesis["min_brain_fraction"] == 0.25
+    assert synthesis["restrict_to_brain"] is True
     assert sum(synthesis["shape_probabilities"].values()) == pytest.approx(1.0)
     assert config["tissue_centroids"] == [CENTROIDS["0"], CENTROIDS["1"]]
     assert config["training"] == {"lr": 1e-4, "betas": [0.95, 0.999], "weight_decay": 1e-6, "warmup_steps": 500,
                                   "num_steps": 100000, "grad_clip": 1.0, "ema_decay": None}
     assert config["inference"] == {"ensemble_levels": [0, 25, 50, 75], "tile_step": 0.25,
-                                   "gaussian_sigma_scale": 0.125, "gaussian_min": 0.001}
+                                   "gaussian_sigma_scale": 0.125, "gaussian_min": 0.001,
+                                   "foreground_weighting": True}
     assert config["augmentation"]["mirror_probability"] == 0.5
     assert config["notes"] == []
     assert set(REQUIRED_CONFIGURATION_KEYS) <= set(config)

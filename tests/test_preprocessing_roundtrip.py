@@ -82,9 +82,10 @@ def test_round_trip_without_resampling_is_an_exact_identity():
     assert np.array_equal(restore_to_raw(pre, props), normalised)
     assert np.array_equal(restore_to_raw(pre_mask, props, interpolation="nearest"), mask)
     assert raw_geometry(props) == GEOMETRY
-    # resample: false also keeps a case with another spacing on its own grid.
+    # A case at another spacing is always brought to the plans' spacing, whatever "resample" says
+    # (it records whether the training cases needed it): a model scores slices at its own spacing.
     _, _, props_off = preprocess_arrays(data, mask, GEOMETRY, config((2.0, 2.0, 2.0), resample=False))
-    assert props_off["resampled"] is False and props_off["shape_preprocessed"] == props["shape_cropped"]
+    assert props_off["resampled"] is True and props_off["shape_preprocessed"] != props["shape_cropped"]
 
 
 def test_round_trip_with_resampling_is_exact_up_to_interpolation():
@@ -123,3 +124,28 @@ def test_restore_refuses_arrays_not_on_the_preprocessed_grid():
     assert restore_to_raw(np.stack([pre[0], pre[0]]), props).shape == (2,) + SHAPE
     with pytest.raises(ValueError, match=re.escape(f"the preprocessed grid is {tuple(pre.shape[1:])}")):
         restore_to_raw(np.zeros((12, 13, 12), np.float32), props)
+
+
+@pytest.mark.parametrize("direction", [OBLIQUE_DIRECTION, (-1.0, 0, 0, 0, -1.0, 0, 0, 0, 1.0),
+                                       # sagittal storage: array x along physical y, y along -z, z along -x
+                                       (0.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0)])
+def test_reoriented_round_trip_is_exact_and_slices_are_axial(direction):
+    geometry = geometry_for(SHAPE, SPACING, direction, origin=(-12.0, 7.5, 3.0))
+    rng = np.random.default_rng(1)
+    mask = ellipsoid_mask(SHAPE)
+    data = (rng.uniform(10, 100, size=(1,) + SHAPE) * mask).astype(np.float32)
+    settings = dict(config(SPACING), orientation="LPS")
+    settings["spacing"] = None  # filled below: the spacing of the reoriented grid
+    from disyre_v2.preprocessing.orientation import reorient_array
+
+    _, oriented = reorient_array(data[0], geometry, "LPS")
+    settings["spacing"] = list(oriented.spacing)
+    pre, pre_mask, props = preprocess_arrays(data, mask, geometry, settings)
+    assert props["resampled"] is False and props["orientation"] == "LPS"
+    # Axis 0 of the preprocessed arrays runs along the physical inferior-superior axis.
+    oriented_direction = np.asarray(props["oriented_geometry"]["direction"]).reshape(3, 3)
+    assert abs(oriented_direction[2, 2]) == pytest.approx(max(abs(oriented_direction[:, 2])))
+    assert oriented_direction[2, 2] > 0
+    normalised = apply_normalization(data, mask, normalization_scales(data, mask, NORMALIZATION), [0.0, 1.0])
+    assert np.array_equal(restore_to_raw(pre, props), normalised)
+    assert np.array_equal(restore_to_raw(pre_mask, props, interpolation="nearest"), mask)

@@ -131,10 +131,21 @@ def quantile(histogram: SparseHistogram, q: float, which: str) -> float | None:
     return float(bin_lower_edge(histogram.bins[min(index, histogram.bins.size - 1):][:1], histogram.drop_bits)[0])
 
 
+def _mean_score(histograms: list[SparseHistogram]) -> float | None:
+    """Mean of the lesion-free scores held by ``histograms`` (bin lower edges: 2^-13 relative)."""
+    total = sum(h.n_negative for h in histograms)
+    if total == 0:
+        return None
+    return float(sum(np.dot(bin_lower_edge(h.bins, h.drop_bits).astype(np.float64), h.negatives)
+                     for h in histograms if h.bins.size) / total)
+
+
 def _band_table(per_band: list[list[SparseHistogram]], names: list[str], thresholds: dict[float, float]) -> list[dict]:
-    """Rows of band, share of the lesion-free brain, share of each top fraction and their ratio."""
+    """Rows of band, share of the lesion-free brain, its mean score, share of each top fraction and the
+    ratio of that share to the brain share."""
     totals = np.array([sum(h.n_negative for h in band) for band in per_band], float)
-    rows = [{"band": name, "brain_share": float(total / max(totals.sum(), 1))} for name, total in zip(names, totals)]
+    rows = [{"band": name, "brain_share": float(total / max(totals.sum(), 1)), "healthy_mean": _mean_score(band)}
+            for name, total, band in zip(names, totals, per_band)]
     for fraction, threshold in thresholds.items():
         counts = np.array([sum(count_at_or_above(h, threshold) for h in band) for band in per_band], float)
         key = _fraction_key(fraction)

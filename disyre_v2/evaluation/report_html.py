@@ -52,13 +52,13 @@ def _percent(value) -> str:
 
 def _band_rows(rows: list[dict]) -> tuple[list[str], list[list]]:
     tops = [k[:-len("_share")] for k in rows[0] if k.startswith("top_") and k.endswith("_share")]
-    header = ["band", "share of lesion-free brain"]
+    header = ["band", "share of lesion-free brain", "mean lesion-free score"]
     for top in tops:
         label = top[len("top_"):-len("pct")] + " %"
         header += [f"share of top {label}", f"ratio (top {label})"]
     body = []
     for row in rows:
-        cells = [html.escape(row["band"]), _percent(row["brain_share"])]
+        cells = [html.escape(row["band"]), _percent(row["brain_share"]), _fmt(row["healthy_mean"], 4)]
         for top in tops:
             cells += [_percent(row[f"{top}_share"]), _fmt(row[f"{top}_ratio"], 2)]
         body.append(cells)

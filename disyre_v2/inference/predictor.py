@@ -24,8 +24,9 @@ from disyre_v2.inference.scores import (
 )
 from disyre_v2.inference.sliding_window import sliding_window_scores
 from disyre_v2.planning.plans import get_configuration, load_plans
-from disyre_v2.preprocessing.inverse import restore_to_raw
-from disyre_v2.preprocessing.preprocessor import preprocess_arrays, preprocess_case
+from disyre_v2.preprocessing.inverse import extend_beyond_mask, restore_to_raw
+from disyre_v2.preprocessing.loading import load_case
+from disyre_v2.preprocessing.preprocessor import check_channel_count, preprocess_arrays
 from disyre_v2.training.schedule import SeverityScheduler
 
 class DisyrePredictor:
@@ -125,12 +126,16 @@ class DisyrePredictor:
     # -- whole cases on their own grid -----------------------------------------------------
     def predict_case(self, image_paths: Sequence[Path | str], mask_path: Path | str | None = None,
                      with_restoration: bool = False) -> tuple[np.ndarray, np.ndarray | None, dict]:
-        """Anomaly map on the input grid (float32 Z, Y, X), restoration (C, Z, Y, X) or None, properties."""
-        data, mask, properties = preprocess_case(image_paths, mask_path, self.plans, self.configuration_name)
-        return self._back_to_raw(data, mask, properties, with_restoration)
+        """Anomaly map on the input grid (float32 Z, Y, X), restoration (C, Z, Y, X) or None, properties.
+
+        The brain is the mask file, or any channel > 0 without one; the map is 0 exactly outside it."""
+        check_channel_count(image_paths, self.plans)
+        image, brain, geometry = load_case(image_paths, mask_path)
+        return self.predict_array(image, geometry, brain, with_restoration, image_paths)
 
     def predict_array(self, image: np.ndarray, geometry: Geometry, mask: np.ndarray | None = None,
-                      with_restoration: bool = False) -> tuple[np.ndarray, np.ndarray | None, dict]:
+                      with_restoration: bool = False, image_paths: Sequence[Path | str] | None = None,
+                      ) -> tuple[np.ndarray, np.ndarray | None, dict]:
         """The same for an in-memory case: image (C, Z, Y, X) on ``geometry``; mask default any channel > 0."""
         image = np.asarray(image, np.float32)
         if image.ndim == 3:
@@ -140,15 +145,26 @@ class DisyrePredictor:
         brain = (image > 0).any(0) if mask is None else np.asarray(mask, bool)
         if not brain.any():
             raise ValueError("the brain mask of the in-memory case is empty.")
-        data, brain_pre, properties = preprocess_arrays(image, brain, geometry, self.configuration)
-        return self._back_to_raw(data, brain_pre, properties, with_restoration)
+        data, brain_pre, properties = preprocess_arrays(image, brain, geometry, self.configuration, image_paths)
+        if image_paths is not None:
+            properties["image_paths"] = [str(p) for p in image_paths]
+        return self._back_to_raw(data, brain_pre, brain, properties, with_restoration)
 
-    def _back_to_raw(self, data, mask, properties, with_restoration):
+    def _back_to_raw(self, data: np.ndarray, mask: np.ndarray, raw_mask: np.ndarray, properties: dict,
+                     with_restoration: bool) -> tuple[np.ndarray, np.ndarray | None, dict]:
+        """Map and restoration on the input grid, masked with the input's own brain mask.
+
+        Where preprocessing resampled, a brain voxel of the input may fall just outside the brain of
+        the preprocessed grid: the map is first extended beyond that brain by its nearest brain value,
+        so that every input brain voxel gets a score and none outside the brain does."""
         anomaly_map, restoration = self.predict_preprocessed(data, mask, with_restoration)
-        raw_map = restore_to_raw(anomaly_map, properties, "linear")
-        raw_mask = restore_to_raw(mask.astype(np.uint8), properties, "nearest") > 0
-        raw_map = np.maximum(raw_map, 0) * raw_mask  # exactly 0 outside the brain on the input grid
-        raw_restoration = restore_to_raw(restoration, properties, "linear") if restoration is not None else None
+        if properties["resampled"]:
+            anomaly_map = extend_beyond_mask(anomaly_map, mask)
+            restoration = None if restoration is None else np.stack([extend_beyond_mask(c, mask) for c in restoration])
+        raw_map = np.maximum(restore_to_raw(anomaly_map, properties, "linear"), 0) * raw_mask
+        raw_restoration = None
+        if restoration is not None:
+            raw_restoration = restore_to_raw(restoration, properties, "linear") * raw_mask[None]
         properties["raw_mask"] = raw_mask
         return raw_map.astype(np.float32), raw_restoration, properties
 

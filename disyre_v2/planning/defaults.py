@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 PLANS_NAME = "DisyrePlans"
 NETWORK_CLASS_NAME = "DisyreUNet"
 SLICE_AXIS = 0  # axial slices index axis 0 of the (Z, Y, X) arrays
+# Every case is stored in this orientation before anything else (SimpleITK DICOMOrient): ITK's z,
+# array axis 0, then runs inferior to superior whatever the input file's voxel order.
+ORIENTATION = "LPS"
 
 # --- fingerprint ------------------------------------------------------------------------------
 FINGERPRINT_SEED = 1234
@@ -41,6 +44,10 @@ CANVAS_FRACTION = 0.5  # C = P/2
 SHAPE_PROBABILITIES = {"rectangle": 0.3333333, "disc": 0.3333333, "irregular": 0.3333334}
 SHAPE_SIZE_RANGE_AT_128 = (10, 44)  # px: rectangle sides, disc diameters
 IRREGULAR_ROTATION_DEG = 15.0
+# The blob's largest extent before zoom, px at P = 128 (scaled): with zoom 1-2 the irregular areas
+# span foci of ~40 px to the whole 64x64 canvas, median ~1,500 px (the reference's distribution).
+IRREGULAR_EXTENT_RANGE_AT_128 = (10.0, 80.0)
+RECTANGLE_ROTATION_PROBABILITY = 0.5  # rectangles at any angle, as the reference draws them
 IRREGULAR_ZOOM_RANGE = (1.0, 2.0)  # a ratio: not scaled
 IRREGULAR_LIBRARY_SIZE = 64
 MASK_BLUR_PROBABILITY = 0.7
@@ -48,9 +55,12 @@ MASK_BLUR_SIGMA_RANGE_AT_128 = (0.0, 5.0)  # px
 ALPHA_TEXT_RANGE = (0.0, 1.0)
 ALPHA_BIAS_RANGE = (0.0, 1.0)
 TISSUE_SIGMA_AT_128 = 1.0  # px, smoothing of the tissue-cluster mask
-FOREIGN_PATCH_CACHE_SIZE = 64
+FOREIGN_PATCH_CACHE_SIZE = 512  # the reference's per-worker cache of foreign crops
 ANOMALY_PROBABILITY = 1.0  # share of training samples that receive an anomaly
 RESTRICT_ANOMALY_TO_BRAIN = True  # the shape mask is zeroed outside the brain
+# Samples with less brain than this fraction of the canvas area stay clean (t = 0): every brain slice
+# is trained on, as the predictor scores every one, without 1-pixel "anomalies" at high t.
+MIN_BRAIN_FRACTION_OF_CANVAS = 0.25
 
 # --- augmentation before corruption (METHOD.md §4) -----------------------------------------------
 AUGMENTATION = {

@@ -18,6 +18,7 @@ from disyre_v2.dataset.layout import list_raw_cases
 from disyre_v2.planning.defaults import (
     FINGERPRINT_SEED,
     INTENSITY_PERCENTILES,
+    ORIENTATION,
     INTENSITY_SAMPLE_BUDGET,
     NORMALIZATION,
     NUM_TISSUE_CLUSTERS,
@@ -26,6 +27,7 @@ from disyre_v2.planning.tissue_clusters import fit_tissue_clusters
 from disyre_v2.preprocessing.cropping import box_shape, brain_bounding_box
 from disyre_v2.preprocessing.loading import load_case
 from disyre_v2.preprocessing.normalization import normalization_scales
+from disyre_v2.preprocessing.orientation import reorient_array
 from disyre_v2.preprocessing.parallel import map_cases
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,10 @@ logger = logging.getLogger(__name__)
 
 def _case_fingerprint(job: tuple) -> dict:
     index, case, samples_per_case, seed, normalization = job
-    data, mask, geometry = load_case(case.image_paths, case.mask_path)
+    data, mask, raw_geometry = load_case(case.image_paths, case.mask_path)
+    # Shapes and spacings as preprocessing will see them: in the canonical orientation.
+    data, geometry = reorient_array(data, raw_geometry, ORIENTATION)
+    mask, _ = reorient_array(mask, raw_geometry, ORIENTATION)
     scales = normalization_scales(data, mask, normalization, case.image_paths)
     brain = np.flatnonzero(mask)
     rng = np.random.default_rng([seed, index])
@@ -95,6 +100,7 @@ def extract_fingerprint(raw_dataset_folder: Path | str, num_workers: int = 1, se
         "dataset_name": folder.name,
         "channel_names": channel_names,
         "num_training_cases": len(cases),
+        "orientation": ORIENTATION,
         "case_ids": [c["case_id"] for c in per_case],
         "cases": per_case,
         "median_spacing": [float(v) for v in np.median([c["spacing"] for c in per_case], axis=0)],

@@ -17,7 +17,7 @@ from disyre_v2.dataset.layout import list_raw_cases
 from disyre_v2.paths import preprocessed_folder, raw_folder, resolve_dataset_name
 from disyre_v2.planning.defaults import CONFIGURATIONS
 from disyre_v2.planning.fingerprint import extract_fingerprint
-from disyre_v2.planning.planner import plan, plan_configuration
+from disyre_v2.planning.planner import plan_configuration, plans_header
 from disyre_v2.planning.plans import (
     DATASET_JSON_FILE,
     FINGERPRINT_FILE,
@@ -49,19 +49,36 @@ def _fingerprint(raw: Path, out: Path, case_ids: list[str], clean: bool, num_wor
     return fingerprint
 
 
+def _planned_configurations(fingerprint: dict, names: Sequence[str], requested: Sequence[str]) -> dict:
+    """Every configuration of ``names`` that fits the data; one that does not is an error only when
+    it was requested (else a warning: plans.json then simply lacks it)."""
+    planned = {}
+    for name in names:
+        try:
+            planned[name] = plan_configuration(name, fingerprint)
+        except PlansError as error:
+            if name in requested:
+                raise
+            logger.warning("Configuration %s is not planned for this dataset: %s", name, error)
+    return planned
+
+
 def _plans(out: Path, fingerprint: dict, configurations: Sequence[str], clean: bool) -> dict:
+    """plans.json holds every configuration (as nnU-Net's does); ``configurations`` only chooses what is
+    preprocessed now. Existing configurations, hand edits included, are never re-planned without clean."""
     path = out / PLANS_FILE
     if clean or not path.is_file():
-        plans = plan(fingerprint, configurations)
+        plans = plans_header(fingerprint)
+        plans["configurations"] = _planned_configurations(fingerprint, tuple(CONFIGURATIONS), configurations)
         save_plans(plans, path)
         return plans
     plans = load_plans(path)
-    missing = [name for name in configurations if name not in plans["configurations"]]
-    if missing:
-        for name in missing:
-            plans["configurations"][name] = plan_configuration(name, fingerprint)
+    missing = [name for name in CONFIGURATIONS if name not in plans["configurations"]]
+    added = _planned_configurations(fingerprint, missing, configurations)
+    if added:
+        plans["configurations"].update(added)
         save_plans(plans, path)
-        logger.info("Added configuration(s) %s to %s.", ", ".join(missing), path)
+        logger.info("Added configuration(s) %s to %s.", ", ".join(added), path)
     else:
         logger.info("Using the existing %s (pass --clean to re-plan).", path)
     return plans

@@ -43,6 +43,8 @@ def scaled_anomaly_synthesis(patch: int) -> dict:
         "shape_probabilities": dict(D.SHAPE_PROBABILITIES),
         "shape_size_range": [size_lo, size_hi],
         "irregular_rotation_deg": D.IRREGULAR_ROTATION_DEG,
+        "irregular_extent_range": [v * scale for v in D.IRREGULAR_EXTENT_RANGE_AT_128],
+        "rectangle_rotation_probability": D.RECTANGLE_ROTATION_PROBABILITY,
         "irregular_zoom_range": list(D.IRREGULAR_ZOOM_RANGE),
         "irregular_library_size": D.IRREGULAR_LIBRARY_SIZE,
         "blur_probability": D.MASK_BLUR_PROBABILITY,
@@ -53,6 +55,7 @@ def scaled_anomaly_synthesis(patch: int) -> dict:
         "foreign_patch_cache_size": D.FOREIGN_PATCH_CACHE_SIZE,
         "anomaly_probability": D.ANOMALY_PROBABILITY,
         "restrict_to_brain": D.RESTRICT_ANOMALY_TO_BRAIN,
+        "min_brain_fraction": D.MIN_BRAIN_FRACTION_OF_CANVAS,
     }
 
 
@@ -136,6 +139,7 @@ def plan_configuration(name: str, fingerprint: dict) -> dict:
         "data_identifier": name,
         "spacing": spacing,
         "resample": bool(resample),
+        "orientation": fingerprint.get("orientation"),  # None: a fingerprint from before reorientation
         "slice_axis": D.SLICE_AXIS,
         "median_shape": median_shape,
         "patch_size": patch_size,
@@ -156,6 +160,13 @@ def plan(fingerprint: dict, configurations: Sequence[str] = tuple(D.CONFIGURATIO
     """plans.json for ``configurations`` from a dataset fingerprint."""
     if not configurations:
         raise PlansError("No configuration requested; choose among " + ", ".join(D.CONFIGURATIONS) + ".")
+    plans = plans_header(fingerprint)
+    plans["configurations"] = {name: plan_configuration(name, fingerprint) for name in configurations}
+    return plans
+
+
+def plans_header(fingerprint: dict) -> dict:
+    """plans.json without configurations: what every configuration shares."""
     return {
         "dataset_name": fingerprint["dataset_name"],
         "plans_name": D.PLANS_NAME,
@@ -164,5 +175,5 @@ def plan(fingerprint: dict, configurations: Sequence[str] = tuple(D.CONFIGURATIO
         "original_median_spacing": list(fingerprint["median_spacing"]),
         "original_median_shape": list(fingerprint["median_shape_after_crop"]),
         "num_training_cases": fingerprint["num_training_cases"],
-        "configurations": {name: plan_configuration(name, fingerprint) for name in configurations},
+        "configurations": {},
     }

@@ -1,4 +1,4 @@
-"""Preprocess one case for a configuration: crop to the brain, normalise, resample.
+"""Preprocess one case for a configuration: reorient, crop to the brain, normalise, resample.
 
 The same code serves training (the dataset preprocessor saves its output) and prediction (the
 predictor calls :func:`preprocess_case` on a test case in memory). The returned properties hold all
@@ -21,14 +21,16 @@ from disyre_v2.planning.plans import get_configuration
 from disyre_v2.preprocessing.cropping import brain_bounding_box, crop_to_box, cropped_geometry
 from disyre_v2.preprocessing.loading import load_case
 from disyre_v2.preprocessing.normalization import apply_normalization, normalization_scales
+from disyre_v2.preprocessing.orientation import check_orientation, reorient_array
 from disyre_v2.preprocessing.resampling import resample_array, resampled_geometry, spacing_differs
 
 logger = logging.getLogger(__name__)
 
 # Bumped when the preprocessed format changes, so stale stores are redone rather than reused.
-PREPROCESSING_FORMAT_VERSION = 1
+# 2: cases are reoriented (``orientation``) and always brought to the plans' spacing.
+PREPROCESSING_FORMAT_VERSION = 2
 # The configuration fields that change the preprocessed arrays.
-_SIGNATURE_KEYS = ("data_identifier", "spacing", "resample", "normalization")
+_SIGNATURE_KEYS = ("data_identifier", "spacing", "normalization", "orientation")
 
 
 def preprocessing_signature(configuration: dict) -> str:
@@ -43,12 +45,7 @@ def preprocess_case(image_paths: Sequence[Path | str], mask_path: Path | str | N
     """Load and preprocess one case: float32 (C, Z, Y, X) in [0, 1], bool mask (Z, Y, X), properties."""
     config = get_configuration(plans, configuration)
     image_paths = [Path(p) for p in image_paths]
-    expected = len(plans.get("channel_names", {})) or None
-    if expected is not None and len(image_paths) != expected:
-        raise ImageFormatError(
-            f"{image_paths[0]}: {len(image_paths)} channel file(s) given, but the plans of "
-            f"{plans.get('dataset_name')} expect {expected} ({', '.join(plans['channel_names'].values())})."
-        )
+    check_channel_count(image_paths, plans)
     data, mask, geometry = load_case(image_paths, mask_path)
     data, mask, properties = preprocess_arrays(data, mask, geometry, config, image_paths)
     properties.update(
@@ -59,11 +56,30 @@ def preprocess_case(image_paths: Sequence[Path | str], mask_path: Path | str | N
     return data, mask, properties
 
 
+def check_channel_count(image_paths: Sequence[Path | str], plans: dict) -> None:
+    """One file per channel of the plans, or an error naming the first file."""
+    expected = len(plans.get("channel_names", {})) or None
+    if expected is not None and len(image_paths) != expected:
+        raise ImageFormatError(
+            f"{image_paths[0]}: {len(image_paths)} channel file(s) given, but the plans of "
+            f"{plans.get('dataset_name')} expect {expected} ({', '.join(plans['channel_names'].values())})."
+        )
+
+
 def preprocess_arrays(data: np.ndarray, mask: np.ndarray, geometry: Geometry, config: dict,
                       image_paths: Sequence[Path | str] | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Crop, normalise and resample arrays already loaded (``image_paths`` only name files in errors)."""
+    """Reorient, crop, normalise and resample arrays already loaded (``image_paths`` only name files in
+    errors). Every case ends at the plans' spacing, whatever spacing it came with: a model scores
+    slices at the spacing it was trained on (a 1 mm case through 2 mm plans is resampled, and back at
+    export)."""
     where = str(image_paths[0]) if image_paths else "the case"
     normalization = config["normalization"]
+    raw_geometry = geometry
+    orientation = config.get("orientation")
+    if orientation is not None:
+        check_orientation(orientation)
+        data, geometry = reorient_array(data, geometry, orientation)
+        mask, _ = reorient_array(mask, raw_geometry, orientation)
     # The percentile is taken before cropping so that domain "all" means the whole field of view.
     scales = normalization_scales(data, mask, normalization, image_paths)
     box = brain_bounding_box(mask)
@@ -71,8 +87,7 @@ def preprocess_arrays(data: np.ndarray, mask: np.ndarray, geometry: Geometry, co
     data = apply_normalization(crop_to_box(data, box), crop_to_box(mask, box), scales, normalization["clip"])
     mask = np.ascontiguousarray(crop_to_box(mask, box))
 
-    differs = spacing_differs(geometry.spacing, config["spacing"], SPACING_RTOL)
-    resampled = bool(config["resample"]) and differs
+    resampled = spacing_differs(geometry.spacing, config["spacing"], SPACING_RTOL)
     target = cropped
     if resampled:
         target = resampled_geometry(cropped, config["spacing"])
@@ -86,14 +101,12 @@ def preprocess_arrays(data: np.ndarray, mask: np.ndarray, geometry: Geometry, co
         # Cubic interpolation overshoots: back into the clip range, background exactly 0 again.
         lo, hi = normalization["clip"]
         data = np.clip(data, lo, hi, out=data) * mask[None]
-    elif differs:
-        logger.warning(
-            "%s: spacing %s differs from the plans' %s but resampling is off for this configuration "
-            "(resample: false); the case stays on its own grid.", where, list(geometry.spacing), config["spacing"])
 
     properties = {
-        "raw_geometry": geometry.to_dict(),
-        "shape_raw": list(geometry.shape_zyx),
+        "raw_geometry": raw_geometry.to_dict(),
+        "shape_raw": list(raw_geometry.shape_zyx),
+        "orientation": orientation,
+        "oriented_geometry": geometry.to_dict(),
         "crop_box": box,
         "shape_cropped": list(cropped.shape_zyx),
         "cropped_geometry": cropped.to_dict(),

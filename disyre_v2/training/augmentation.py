@@ -74,7 +74,9 @@ def build_augmentation(params: dict, patch_size: Sequence[int]) -> list[Abstract
                        p_per_sample=params["gamma_probability"]),
         # batchgenerators uses the drawn "variance" as the standard deviation: σ ~ U(0, max).
         GaussianNoiseTransform((0.0, params["noise_sigma_max"]), p_per_sample=params["noise_probability"]),
-        GaussianBlurTransform(tuple(params["blur_sigma_range"]), different_sigma_per_channel=True,
+        # Blur is an acquisition effect: drawn per sample (p = blur_probability), one σ for every
+        # channel of the sample.
+        GaussianBlurTransform(tuple(params["blur_sigma_range"]), different_sigma_per_channel=False,
                               p_per_sample=params["blur_probability"], p_per_channel=1.0),
         MaskAndClipTransform(),
     ]

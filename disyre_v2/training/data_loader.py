@@ -1,7 +1,8 @@
 """Training batches of 2D slices from the preprocessed 3D volumes (METHOD.md §6).
 
-A batch is ``n_volumes`` random volumes × ``n_slices`` random slices that contain brain (at
-least a tenth of the brain area of the volume's largest slice). Each slice
+A batch is ``n_volumes`` random volumes × ``n_slices`` random slices that contain brain: every
+slice the predictor scores (METHOD.md §6: all non-empty axial slices; the synthesis leaves the
+slices too small for an anomaly clean, see ``min_brain_fraction``). Each slice
 is cropped to its brain bounding box, then randomly cropped to the patch size if larger or centred
 and zero-padded if smaller. Volumes are opened memory-mapped, so a batch reads only its slices.
 """
@@ -14,8 +15,6 @@ import numpy as np
 from batchgenerators.dataloading.data_loader import DataLoader
 
 
-MIN_BRAIN_FRACTION = 0.1
-
 
 def worker_seed_sequence(seed: int, fold: int | str, rank: int, worker: int) -> np.random.SeedSequence:
     """Independent, reproducible streams for every (seed, fold, rank, worker)."""
@@ -26,6 +25,29 @@ def worker_seed_sequence(seed: int, fold: int | str, rank: int, worker: int) -> 
 def brain_bounding_box_2d(mask: np.ndarray) -> tuple[slice, slice]:
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+CROP_MODES = ("slice_brain_box", "inference_windows")
+# Tries to draw a window holding brain before falling back to the slice's brain box.
+_WINDOW_TRIES = 20
+
+
+def window_with_brain(image: np.ndarray, mask: np.ndarray, patch: Sequence[int], rng: np.random.Generator):
+    """A P×P window placed as the predictor places them: anywhere on the slice of the (3D-cropped)
+    volume, centred zero padding where the slice is smaller than P, holding at least one brain pixel.
+    Returns None when no drawn window holds brain."""
+    padded_shape = [max(size, target) for size, target in zip(mask.shape, patch)]
+    offsets = [(p - s) // 2 for p, s in zip(padded_shape, mask.shape)]
+    padded_mask = np.zeros(padded_shape, bool)
+    padded_mask[offsets[0]:offsets[0] + mask.shape[0], offsets[1]:offsets[1] + mask.shape[1]] = mask
+    for _ in range(_WINDOW_TRIES):
+        top, left = (int(rng.integers(0, p - t + 1)) for p, t in zip(padded_shape, patch))
+        window = padded_mask[top:top + patch[0], left:left + patch[1]]
+        if window.any():
+            padded = np.zeros((image.shape[0], *padded_shape), np.float32)
+            padded[:, offsets[0]:offsets[0] + mask.shape[0], offsets[1]:offsets[1] + mask.shape[1]] = image
+            return padded[:, top:top + patch[0], left:left + patch[1]], window.astype(np.uint8)
+    return None
 
 
 def crop_or_pad(image: np.ndarray, mask: np.ndarray, patch: Sequence[int], rng: np.random.Generator):
@@ -68,6 +90,7 @@ class SliceDataLoader(DataLoader):
         fold: int | str = 0,
         rank: int = 0,
         slice_axis: int = 0,
+        crop_mode: str = "slice_brain_box",
     ):
         if not case_ids:
             raise ValueError(f"No training case for the data loader in {data_folder}.")
@@ -78,6 +101,9 @@ class SliceDataLoader(DataLoader):
         self.n_volumes = int(n_volumes)
         self.n_slices = int(n_slices)
         self.slice_axis = int(slice_axis)
+        if crop_mode not in CROP_MODES:
+            raise ValueError(f"plans.json batch.crop_mode is {crop_mode!r}; choose one of {', '.join(CROP_MODES)}.")
+        self.crop_mode = crop_mode
         self.seed_key = (int(seed), fold, int(rank))
         for case_id in case_ids:
             for suffix in (".npy", "_mask.npy"):
@@ -99,10 +125,7 @@ class SliceDataLoader(DataLoader):
             image = np.load(self.data_folder / f"{case_id}.npy", mmap_mode="r")
             mask = np.load(self.data_folder / f"{case_id}_mask.npy", mmap_mode="r")
             other_axes = tuple(a for a in range(3) if a != self.slice_axis)
-            brain_area = np.asarray(mask).sum(axis=other_axes)
-            # Edge slices with a few brain pixels teach nothing (a 1-pixel "anomaly" at high t):
-            # sample slices holding at least MIN_BRAIN_FRACTION of the largest slice's brain area.
-            brain_slices = np.flatnonzero(brain_area >= max(MIN_BRAIN_FRACTION * brain_area.max(), 1))
+            brain_slices = np.flatnonzero(np.asarray(mask).any(axis=other_axes))
             if brain_slices.size == 0:
                 raise ValueError(f"{self.data_folder / (case_id + '_mask.npy')} is empty: no slice holds brain.")
             self._arrays[case_id] = (image, mask, brain_slices)
@@ -123,9 +146,12 @@ class SliceDataLoader(DataLoader):
             chosen = self.rng.choice(brain_slices, self.n_slices, replace=brain_slices.size < self.n_slices)
             for index in chosen:
                 slice_image, slice_mask = self._slice(image, mask, int(index))
-                rows, cols = brain_bounding_box_2d(slice_mask)
-                patch_image, patch_mask = crop_or_pad(slice_image[:, rows, cols], slice_mask[rows, cols],
-                                                      self.patch_size, self.rng)
+                window = (window_with_brain(slice_image, slice_mask, self.patch_size, self.rng)
+                          if self.crop_mode == "inference_windows" else None)
+                if window is None:
+                    rows, cols = brain_bounding_box_2d(slice_mask)
+                    window = crop_or_pad(slice_image[:, rows, cols], slice_mask[rows, cols], self.patch_size, self.rng)
+                patch_image, patch_mask = window
                 images.append(patch_image)
                 masks.append(patch_mask[None])
                 keys.append((case_id, int(index)))

@@ -11,7 +11,8 @@ from typing import Mapping, Sequence
 
 SHAPE_KINDS = ("rectangle", "disc", "irregular")
 # Keys that plans written by earlier versions lack, with the value that reproduces them.
-OPTIONAL_KEYS = {"anomaly_probability": 1.0, "restrict_to_brain": True}
+OPTIONAL_KEYS = {"anomaly_probability": 1.0, "restrict_to_brain": True, "rectangle_rotation_probability": 0.0,
+                 "irregular_extent_range": None, "min_brain_fraction": 0.25}
 
 
 class AnomalySynthesisConfigError(ValueError):
@@ -81,6 +82,14 @@ class AnomalySynthesisConfig:
     # True: the shape mask is zeroed outside the brain (METHOD.md §4); False: an anomaly near the
     # edge reaches across the brain boundary into the background of the corrupted input.
     restrict_to_brain: bool = True
+    # With this probability a rectangle is rotated by an angle drawn uniformly in [0, 180) degrees.
+    rectangle_rotation_probability: float = 0.0
+    # The blob's largest extent before the irregular zoom, drawn uniformly in this range (px); None
+    # (plans before the key existed): half the largest shape size, as earlier versions did.
+    irregular_extent_range: tuple[float, float] | None = None
+    # A sample whose patch holds fewer brain pixels than this fraction of the C×C canvas area gets no
+    # anomaly (t = 0, input = target): the top and bottom slices teach "leave it unchanged".
+    min_brain_fraction: float = 0.25
 
     @property
     def spec(self) -> ModeSpec:
@@ -159,7 +168,7 @@ class AnomalySynthesisConfig:
             raw.setdefault(key, default)
         if not isinstance(raw["restrict_to_brain"], bool):
             raise _fail("restrict_to_brain", f"true or false, got {raw['restrict_to_brain']!r}")
-        for key in ("blur_probability", "anomaly_probability"):
+        for key in ("blur_probability", "anomaly_probability", "rectangle_rotation_probability", "min_brain_fraction"):
             if not 0.0 <= float(raw[key]) <= 1.0:
                 raise _fail(key, f"a probability in [0, 1], got {raw[key]!r}")
         if float(raw["tissue_sigma"]) < 0:
@@ -199,4 +208,8 @@ class AnomalySynthesisConfig:
             tissue_centroids=centroids,
             anomaly_probability=float(raw["anomaly_probability"]),
             restrict_to_brain=raw["restrict_to_brain"],
+            rectangle_rotation_probability=float(raw["rectangle_rotation_probability"]),
+            min_brain_fraction=float(raw["min_brain_fraction"]),
+            irregular_extent_range=(None if raw["irregular_extent_range"] is None
+                                    else _range(raw, "irregular_extent_range", 1e-3, None)),
         )

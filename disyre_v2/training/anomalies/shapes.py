@@ -1,10 +1,12 @@
 """Anomaly shapes on the C×C canvas: rectangle, disc, irregular blob slice; optional soft blur.
 
 METHOD.md §4: one of three shapes (plans' ``shape_probabilities``), sides / diameter uniform
-integers in ``shape_size_range``; the irregular shape is a slice of a library blob rotated by
-±``irregular_rotation_deg`` and zoomed by ``irregular_zoom_range`` (zoom 1 maps the blob's largest
-extent to half the largest size, so zoom 1–2 spans up to the largest size). With
-``blur_probability`` the mask is blurred with σ ~ U(``blur_sigma_range``) and kept soft.
+integers in ``shape_size_range``, rectangles rotated by a uniform angle with
+``rectangle_rotation_probability``; the irregular shape is a slice of a library blob whose largest
+extent is drawn in ``irregular_extent_range``, rotated by ±``irregular_rotation_deg`` and zoomed by
+``irregular_zoom_range``. At P = 128 that gives areas from small foci to the whole canvas, median
+about 1,500 px, like the reference's slices of random 3D shapes (shapes are cut by the canvas).
+With ``blur_probability`` the mask is blurred with σ ~ U(``blur_sigma_range``) and kept soft.
 """
 from __future__ import annotations
 
@@ -35,6 +37,12 @@ def draw_disc(canvas_size: int, diameter: int) -> np.ndarray:
     inside = offsets[:, None] ** 2 + offsets[None, :] ** 2 <= (diameter / 2.0) ** 2
     canvas = np.zeros((canvas_size, canvas_size), dtype=np.float32)
     return _paste_centred(canvas, inside.astype(np.float32))
+
+
+def rotate_shape(mask: np.ndarray, angle_deg: float) -> np.ndarray:
+    """A binary shape rotated about the canvas centre (bilinear, thresholded at 0.5)."""
+    rotated = ndimage.rotate(mask, angle_deg, reshape=False, order=1, mode="constant", cval=0.0)
+    return (rotated >= 0.5).astype(np.float32)
 
 
 def draw_irregular(canvas_size: int, section: np.ndarray, scale: float, angle_deg: float) -> np.ndarray:
@@ -93,14 +101,18 @@ class ShapeSampler:
         low, high = cfg.shape_size_range
         if kind == "rectangle":
             height, width = rng.integers(low, high + 1, size=2)
-            return draw_rectangle(cfg.canvas_size, int(height), int(width)), kind
+            rectangle = draw_rectangle(cfg.canvas_size, int(height), int(width))
+            if cfg.rectangle_rotation_probability and rng.random() < cfg.rectangle_rotation_probability:
+                rectangle = rotate_shape(rectangle, rng.uniform(0.0, 180.0))
+            return rectangle, kind
         if kind == "disc":
             return draw_disc(cfg.canvas_size, int(rng.integers(low, high + 1))), kind
         if kind == "irregular":
             section, extent = self.library.sample_slice(rng)
             zoom = rng.uniform(*cfg.irregular_zoom_range)
             angle = rng.uniform(-cfg.irregular_rotation_deg, cfg.irregular_rotation_deg)
-            scale = zoom * (high / 2.0) / extent
+            target = high / 2.0 if cfg.irregular_extent_range is None else rng.uniform(*cfg.irregular_extent_range)
+            scale = zoom * target / extent
             return draw_irregular(cfg.canvas_size, section, scale, angle), kind
         raise ValueError(f"unknown shape kind {kind!r}; expected one of rectangle, disc, irregular")
 

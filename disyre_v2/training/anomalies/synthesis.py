@@ -80,7 +80,9 @@ class AnomalySynthesizer:
         spec = self.config.spec
         if spec.texture or spec.bias:
             foreign = self._foreign_patches(data, brain) if spec.texture else None
-            for i in range(batch):
+            # Too little brain for the canvas (top and bottom slices): the sample stays clean, t = 0.
+            enough = brain.sum(axis=(1, 2, 3)) >= self.config.min_brain_fraction * self.config.canvas_size ** 2
+            for i in np.flatnonzero(enough):
                 self._corrupt_sample(i, data, brain, foreign, corrupted, anomaly_mask, alpha_text, alpha_bias)
         # t = B⁻¹(max(α_text, α_bias_eff)); absent parts are 0, so one formula serves every mode.
         severity = np.maximum(alpha_text, alpha_bias.max(axis=1) if channels else 0.0)

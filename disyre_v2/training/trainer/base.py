@@ -154,7 +154,8 @@ class DisyreTrainer:
         batch = self.configuration["batch"]
         self.train_loader = SliceDataLoader(
             data_folder, train_cases, patch, batch["n_volumes"], batch["n_slices"], seed=self.seed, fold=self.fold,
-            rank=self.distributed.rank, slice_axis=self.configuration.get("slice_axis", 0))
+            rank=self.distributed.rank, slice_axis=self.configuration.get("slice_axis", 0),
+            crop_mode=batch.get("crop_mode", "slice_brain_box"))
         self.train_synthesis = self.synthesis_transform(self.seed)
         transforms = build_augmentation(self.configuration["augmentation"], patch) + [self.train_synthesis]
         workers = 0 if self.deterministic else None
