@@ -7,7 +7,11 @@ for the same number of steps and seeds, predicted with ``disyre_v2_predict``'s c
 ``disyre_v2_evaluate``'s, error analysis included; a variant may also change only the predictor.
 The model-free intensity baselines are evaluated on the same test cases. Run by hand:
 
-    python benchmarks/detection_ablation.py -o det_run --steps 2000 --seeds 0 --variants paper mirror_only
+    python benchmarks/detection_ablation.py -o det_run --steps 2000 --seeds 0 1 --variants planned paper \
+        --heldout det_heldout/Dataset993_HeldOut
+
+(make the held-out set first with ``disyre_v2_make_synthetic_dataset -d 993 --n_train 1 --n_test 40 --seed 777
+--lesion_free_fraction 0.3 --name HeldOut`` under ``DISYRE_raw=det_heldout``).
 
 Runs are reused when their checkpoint_final.pth and maps exist, so several processes may train
 different variants side by side (``OMP_NUM_THREADS=1`` each on a 2-core machine) and a last call
@@ -22,6 +26,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,54 +39,68 @@ from disyre_v2.evaluation.evaluator import evaluate_folders  # noqa: E402
 from disyre_v2.inference.model_loading import load_models  # noqa: E402
 from disyre_v2.inference.predict_folder import predict_folder  # noqa: E402
 from disyre_v2.inference.predictor import DisyrePredictor  # noqa: E402
+from disyre_v2.planning.defaults import AUGMENTATION  # noqa: E402
 from disyre_v2.planning.plan_and_preprocess_api import plan_and_preprocess  # noqa: E402
 from disyre_v2.planning.plans import load_plans, save_plans  # noqa: E402
 from disyre_v2.training.run_training import train  # noqa: E402
 
 BASE_CONFIGURATION = "2d_small"
 KINDS = ("brats", "atlas", "subtle")
-_NO_AUGMENTATION = {f"augmentation.{key}": 0.0 for key in (
-    "mirror_probability", "rotation_probability", "scale_probability", "elastic_probability",
-    "brightness_probability", "gamma_probability", "noise_probability", "blur_probability")}
+AUGMENTATION_PROBABILITIES = ("mirror_probability", "rotation_probability", "scale_probability", "elastic_probability",
+                              "brightness_probability", "gamma_probability", "noise_probability", "blur_probability")
+# The paper's configuration: METHOD.md's augmentation list and the raw (unfiltered) ensemble map.
+PAPER = {**{f"augmentation.{key}": value for key, value in AUGMENTATION.items()}, "inference.median_filter_size": 0}
 
 
-def _only(*keys: str) -> dict:
-    """No augmentation except mirroring and the listed probabilities (at the paper's values)."""
-    overrides = dict(_NO_AUGMENTATION)
-    for key in ("mirror_probability",) + keys:
-        overrides.pop(f"augmentation.{key}")
-    return overrides
+def _paper(**changes) -> dict:
+    """The paper's configuration with some plans entries changed (dotted keys, "." -> "__")."""
+    return {**PAPER, **{key.replace("__", "."): value for key, value in changes.items()}}
 
 
-# name -> (description, plans overrides of the configuration, trainer). A variant whose overrides all
-# lie under "inference." changes only the predictor: it reuses the model trained on the base configuration.
-VARIANTS: dict[str, tuple[str, dict, str]] = {
-    "paper": ("the paper's augmentation list (the configuration as planned)", {}, "DisyreTrainer"),
-    "no_augmentation": ("no augmentation at all", _NO_AUGMENTATION, "DisyreTrainer"),
-    "mirror_only": ("mirroring only", _only(), "DisyreTrainer"),
-    "mirror_spatial": ("mirroring + rotation, scaling, elastic (p 0.1 each)",
-                       _only("rotation_probability", "scale_probability", "elastic_probability"), "DisyreTrainer"),
-    "mirror_intensity": ("mirroring + brightness and gamma (p 0.15 each)",
-                         _only("brightness_probability", "gamma_probability"), "DisyreTrainer"),
-    "mirror_noise": ("mirroring + Gaussian noise in the brain (p 0.15)", _only("noise_probability"), "DisyreTrainer"),
-    "mirror_blur": ("mirroring + Gaussian blur (p 0.15)", _only("blur_probability"), "DisyreTrainer"),
-    "clean50": ("the paper's list; half of the samples stay clean at the level t they drew",
-                {"anomaly_synthesis.anomaly_probability": 0.5}, "DisyreTrainer"),
-    "brain_loss": ("the paper's list; the loss averaged over brain pixels only", {"training.loss_region": "brain"},
-                   "DisyreTrainer"),
-    "cross_boundary": ("the paper's list; anomalies may reach across the brain boundary",
-                       {"anomaly_synthesis.restrict_to_brain": False}, "DisyreTrainer"),
-    "inference_windows": ("the paper's list; training windows placed as the predictor places them (any "
-                          "position on the slice holding brain) instead of inside the slice's brain box",
-                          {"batch.crop_mode": "inference_windows"}, "DisyreTrainer"),
-    "paper_no_foreground_weighting": ("the paper model, windows blended without the brain-fraction weight f",
-                                      {"inference.foreground_weighting": False}, "DisyreTrainer"),
+def _augmentation_only(*kept: str) -> dict:
+    """The paper's configuration with every augmentation off except mirroring and ``kept`` (at the
+    paper's probabilities)."""
+    return {**PAPER, **{f"augmentation.{key}": 0.0 for key in AUGMENTATION_PROBABILITIES
+                        if key not in ("mirror_probability",) + kept}}
+
+
+@dataclass(frozen=True)
+class Variant:
+    description: str
+    overrides: dict  # plans entries of the configuration; empty: 2d_small as planned now
+    model_of: str | None = None  # reuse the model of that variant (only the predictor changes)
+    trainer: str = "DisyreTrainer"
+
+
+VARIANTS: dict[str, Variant] = {
+    "planned": Variant("the configuration as the planner writes it now (the default)", {}),
+    "paper": Variant("the paper's augmentation list, raw ensemble map (METHOD.md)", PAPER),
+    "no_augmentation": Variant("no augmentation at all", {**_augmentation_only(), "augmentation.mirror_probability": 0.0}),
+    "mirror_only": Variant("mirroring only", _augmentation_only()),
+    "mirror_spatial": Variant("mirroring + rotation, scaling, elastic (p 0.1 each)",
+                              _augmentation_only("rotation_probability", "scale_probability", "elastic_probability")),
+    "mirror_intensity": Variant("mirroring + brightness and gamma (p 0.15 each)",
+                                _augmentation_only("brightness_probability", "gamma_probability")),
+    "mirror_noise": Variant("mirroring + Gaussian noise in the brain (p 0.15)", _augmentation_only("noise_probability")),
+    "mirror_blur": Variant("mirroring + Gaussian blur (p 0.15)", _augmentation_only("blur_probability")),
+    "clean50": Variant("the paper's; half of the samples stay clean at the level t they drew",
+                       _paper(anomaly_synthesis__anomaly_probability=0.5)),
+    "inference_windows": Variant("the paper's; training windows placed as the predictor places them (anywhere on "
+                                 "the slice, holding brain) instead of inside the slice's brain box",
+                                 _paper(batch__crop_mode="inference_windows")),
+    "brain_loss": Variant("the paper's; the loss averaged over brain pixels only", _paper(training__loss_region="brain")),
+    "cross_boundary": Variant("the paper's; anomalies may reach across the brain boundary",
+                              _paper(anomaly_synthesis__restrict_to_brain=False)),
+    "paper_no_foreground_weighting": Variant("the paper's model, windows blended without the brain-fraction weight f",
+                                             _paper(inference__foreground_weighting=False), model_of="paper"),
+    "paper_median": Variant("the paper's model, map median-filtered (3 voxels)",
+                            _paper(inference__median_filter_size=3), model_of="paper"),
 }
-
-
-def predictor_only(variant: str) -> bool:
-    overrides = VARIANTS[variant][1]
-    return bool(overrides) and all(key.startswith("inference.") for key in overrides)
+# The same models with the map median-filtered: only the predictor changes.
+for _base in ("no_augmentation", "mirror_only"):
+    VARIANTS[f"{_base}_median"] = Variant(f"{VARIANTS[_base].description}, map median-filtered (3 voxels)",
+                                          {**VARIANTS[_base].overrides, "inference.median_filter_size": 3},
+                                          model_of=_base)
 
 
 def _set(configuration: dict, dotted: str, value) -> None:
@@ -93,9 +112,9 @@ def _set(configuration: dict, dotted: str, value) -> None:
 
 
 def configuration_name(variant: str) -> str:
-    if not VARIANTS[variant][1] or predictor_only(variant):
-        return BASE_CONFIGURATION
-    return f"{BASE_CONFIGURATION}__{variant}"
+    """The plans configuration a variant trains (its own, or that of the model it reuses)."""
+    owner = VARIANTS[variant].model_of or variant
+    return BASE_CONFIGURATION if not VARIANTS[owner].overrides else f"{BASE_CONFIGURATION}__{owner}"
 
 
 def add_variant_configurations(preprocessed: Path, variants: list[str]) -> None:
@@ -103,36 +122,40 @@ def add_variant_configurations(preprocessed: Path, variants: list[str]) -> None:
     plans = load_plans(preprocessed)
     base = plans["configurations"][BASE_CONFIGURATION]
     for variant in variants:
-        overrides = VARIANTS[variant][1]
-        if not overrides or predictor_only(variant):
+        owner = VARIANTS[variant].model_of or variant
+        if not VARIANTS[owner].overrides:
             continue
         configuration = copy.deepcopy(base)
-        for dotted, value in overrides.items():
+        for dotted, value in VARIANTS[owner].overrides.items():
             _set(configuration, dotted, value)
-        plans["configurations"][configuration_name(variant)] = configuration
+        plans["configurations"][configuration_name(owner)] = configuration
     save_plans(plans, preprocessed)
 
 
-def run_variant(output: Path, dataset: str, variant: str, seed: int, steps: int) -> dict:
-    _, overrides, trainer = VARIANTS[variant]
+def run_variant(output: Path, dataset: str, variant: str, seed: int, steps: int,
+                heldout: Path | None = None) -> dict:
+    spec = VARIANTS[variant]
     configuration = configuration_name(variant)
-    model_folder = output / "results" / dataset / f"{trainer}__DisyrePlans__{configuration}"
+    model_folder = output / "results" / dataset / f"{spec.trainer}__DisyrePlans__{configuration}"
     run_folder = model_folder / f"fold_all_seed_{seed}"
     started = time.perf_counter()
     if not (run_folder / "checkpoint_final.pth").is_file():
-        train(dataset, configuration, "all", trainer=trainer, seed=seed, num_steps=steps)
+        train(dataset, configuration, "all", trainer=spec.trainer, seed=seed, num_steps=steps)
     trained_s = time.perf_counter() - started
-    maps = output / "maps" / f"{variant}_seed{seed}"
     plans = load_plans(model_folder)
-    if predictor_only(variant):
-        for dotted, value in overrides.items():
+    for dotted, value in spec.overrides.items():  # a reused model: the predictor's own entries
+        if dotted.startswith("inference."):
             _set(plans["configurations"][configuration], dotted, value)
-    models = load_models(model_folder, configuration, seeds=[seed])
-    predictor = DisyrePredictor(plans, configuration, models)
-    raw = output / "raw" / dataset
-    predict_folder(predictor, raw / "imagesTs", maps, resume=True)
-    summary = evaluate_folders(maps, raw / "labelsTs", progress=False)
-    return {"variant": variant, "seed": seed, "steps": steps, "train_s": trained_s, "summary": summary_row(summary)}
+    predictor = DisyrePredictor(plans, configuration, load_models(model_folder, configuration, seeds=[seed]))
+    rows = {}
+    for name, raw in (("test", output / "raw" / dataset), ("heldout", heldout)):
+        if raw is None:
+            continue
+        maps = output / ("maps" if name == "test" else "maps_heldout") / f"{variant}_seed{seed}"
+        predict_folder(predictor, raw / "imagesTs", maps, resume=True)
+        rows[name] = summary_row(evaluate_folders(maps, raw / "labelsTs", progress=False))
+    return {"variant": variant, "seed": seed, "steps": steps, "train_s": trained_s, "summary": rows["test"],
+            "heldout": rows.get("heldout")}
 
 
 def summary_row(summary: dict) -> dict:
@@ -148,15 +171,15 @@ def summary_row(summary: dict) -> dict:
     return row
 
 
-def collect(output: Path, dataset: str, steps: int) -> dict:
+def collect(output: Path, raw: Path, steps: int, maps_folder: str = "maps") -> dict:
     """Every finished run under -o (maps evaluated), for the table."""
     runs = []
-    for summary_path in sorted((output / "maps").glob("*_seed*/summary.json")):
+    for summary_path in sorted((output / maps_folder).glob("*_seed*/summary.json")):
         variant, seed = summary_path.parent.name.rsplit("_seed", 1)
         if variant in VARIANTS:
             runs.append({"variant": variant, "seed": int(seed),
                          "summary": summary_row(json.loads(summary_path.read_text()))})
-    return {"steps": steps, "runs": runs, "baselines": synthetic_baselines.evaluate(output / "raw" / dataset)}
+    return {"steps": steps, "test_set": str(raw), "runs": runs, "baselines": synthetic_baselines.evaluate(raw)}
 
 
 def _mean_std(values: list) -> str:
@@ -200,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_train", type=int, default=40, help="healthy training cases (default 40)")
     parser.add_argument("--n_test", type=int, default=24, help="test cases (default 24)")
     parser.add_argument("--data_seed", type=int, default=2026, help="seed of the synthetic dataset (default 2026)")
+    parser.add_argument("--heldout", type=Path, default=None,
+                        help="a second synthetic raw dataset folder (other seed) whose test cases every model also "
+                        "scores: the figures on data no choice was made on")
     parser.add_argument("--table", action="store_true", help="only collect finished runs into the table")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -218,14 +244,18 @@ def main(argv: list[str] | None = None) -> int:
         add_variant_configurations(output / "preprocessed" / dataset, args.variants)
         for variant in args.variants:
             for seed in args.seeds:
-                result = run_variant(output, dataset, variant, seed, args.steps)
+                result = run_variant(output, dataset, variant, seed, args.steps, args.heldout)
                 logging.info("%s seed %d: %s", variant, seed, json.dumps(result["summary"]))
-    results = collect(output, dataset, args.steps)
-    (output / "detection_ablation.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = (f"Synthetic benchmark {dataset}, configuration {BASE_CONFIGURATION}, {args.steps} steps per model; "
-             f"AP mean ± std over seeds.\n\n" + markdown(results))
-    (output / "detection_ablation.md").write_text(table + "\n")
-    print(table)
+    sets = [("detection_ablation", "maps", output / "raw" / dataset)]
+    if args.heldout is not None:
+        sets.append(("detection_ablation_heldout", "maps_heldout", args.heldout.resolve()))
+    for name, maps_folder, raw in sets:
+        results = collect(output, raw, args.steps, maps_folder)
+        (output / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+        table = (f"Test cases of {raw.name}, configuration {BASE_CONFIGURATION}, {args.steps} steps per model; "
+                 f"mean ± std over seeds.\n\n" + markdown(results))
+        (output / f"{name}.md").write_text(table + "\n")
+        print(table + "\n")
     return 0
 
 

@@ -73,7 +73,7 @@ def test_paper_configuration_2d_has_the_numbers_of_the_method():
                                   "num_steps": 100000, "grad_clip": 1.0, "ema_decay": None}
     assert config["inference"] == {"ensemble_levels": [0, 25, 50, 75], "tile_step": 0.25,
                                    "gaussian_sigma_scale": 0.125, "gaussian_min": 0.001,
-                                   "foreground_weighting": True}
+                                   "foreground_weighting": True, "median_filter_size": 5}
     assert config["augmentation"]["mirror_probability"] == 0.5
     assert config["notes"] == []
     assert set(REQUIRED_CONFIGURATION_KEYS) <= set(config)

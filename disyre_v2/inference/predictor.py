@@ -22,6 +22,7 @@ from disyre_v2.inference.scores import (
     singlestep_score,
     unconditional_score,
 )
+from disyre_v2.inference.postprocessing import median_filter_map
 from disyre_v2.inference.sliding_window import sliding_window_scores
 from disyre_v2.planning.plans import get_configuration, load_plans
 from disyre_v2.preprocessing.inverse import extend_beyond_mask, restore_to_raw
@@ -48,6 +49,7 @@ class DisyrePredictor:
         self.sigma_scale = float(inference.get("gaussian_sigma_scale", 0.125))
         self.min_weight = float(inference.get("gaussian_min", 1e-3))
         self.foreground_weighting = bool(inference.get("foreground_weighting", True))
+        self.median_filter_size = int(inference.get("median_filter_size", 0))
         self.multistep_step = int(multistep_step)
         self.device = torch.device(device)
         self.batch_windows = int(batch_windows) if batch_windows else self.default_batch_windows()
@@ -117,7 +119,7 @@ class DisyrePredictor:
             if with_restoration:
                 total_restoration = restoration if total_restoration is None else total_restoration + restoration
         anomaly_map = (total_map / len(self.models)).numpy() * np.moveaxis(mask, self.slice_axis, 0)
-        anomaly_map = np.moveaxis(anomaly_map, 0, self.slice_axis)
+        anomaly_map = median_filter_map(np.moveaxis(anomaly_map, 0, self.slice_axis), mask, self.median_filter_size)
         restored = None
         if with_restoration:
             restored = np.moveaxis((total_restoration / len(self.models)).numpy(), 0, self.slice_axis + 1)

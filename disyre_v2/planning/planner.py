@@ -151,7 +151,7 @@ def plan_configuration(name: str, fingerprint: dict) -> dict:
         "tissue_centroids": [list(clusters[key]["centroids"]) for key in channel_keys],
         "augmentation": copy.deepcopy(D.AUGMENTATION),
         "training": copy.deepcopy(spec.training),
-        "inference": copy.deepcopy(D.INFERENCE),
+        "inference": {**copy.deepcopy(D.INFERENCE), "median_filter_size": spec.median_filter_size},
         "notes": notes,
     }
 

@@ -1,0 +1,75 @@
+"""The 3D median filter of the anomaly map (inference.median_filter_size)."""
+import numpy as np
+import pytest
+
+from disyre_v2.inference.postprocessing import median_filter_map
+
+
+def cube_brain(n=9, margin=1):
+    brain = np.zeros((n, n, n), bool)
+    brain[margin:-margin, margin:-margin, margin:-margin] = True
+    return brain
+
+
+def test_a_one_voxel_ridge_goes_a_blob_stays():
+    brain = cube_brain(11)
+    anomaly_map = np.where(brain, 0.1, 0.0).astype(np.float32)
+    anomaly_map[5, 2:9, 2:9] = 1.0  # a plane one voxel thick: 9 of the 27 voxels around each of its voxels
+    anomaly_map[2:5, 2:5, 2:5] = 2.0  # a 3x3x3 blob
+    filtered = median_filter_map(anomaly_map, brain, 3)
+    assert filtered[5, 4, 6] == pytest.approx(0.1)  # the ridge is gone
+    assert filtered[3, 3, 3] == pytest.approx(2.0)  # the blob's centre keeps its score
+    assert (filtered[~brain] == 0).all()
+
+
+def test_the_rim_of_the_brain_is_outvoted_as_inside_it_but_never_zeroed():
+    brain = cube_brain(9)
+    anomaly_map = np.where(brain, 0.05, 0.0).astype(np.float32)
+    from scipy import ndimage
+
+    shell = brain & ~ndimage.binary_erosion(brain)
+    anomaly_map[shell] = 0.5  # a high ridge along the whole boundary (corners included)
+    filtered = median_filter_map(anomaly_map, brain, 3)
+    # A face voxel: 9 shell, 9 inner, 9 outside (taking the smallest brain value nearby, 0.05) -> 0.05.
+    assert filtered[4, 4, 1] == pytest.approx(0.05)
+    assert (filtered[brain] > 0).all()  # every brain voxel keeps a score: the edge is still scored
+    # A constant map stays constant everywhere in the brain, corners included.
+    constant = median_filter_map(np.where(brain, 0.3, 0.0).astype(np.float32), brain, 3)
+    np.testing.assert_allclose(constant[brain], 0.3)
+    assert (constant[~brain] == 0).all()
+
+
+def test_off_and_even_sizes():
+    brain = cube_brain(7)
+    anomaly_map = np.random.default_rng(0).random((7, 7, 7)).astype(np.float32) * brain
+    np.testing.assert_array_equal(median_filter_map(anomaly_map, brain, 0), anomaly_map)
+    np.testing.assert_array_equal(median_filter_map(anomaly_map, brain, 1), anomaly_map)
+    with pytest.raises(ValueError, match="median_filter_size must be odd"):
+        median_filter_map(anomaly_map, brain, 4)
+
+
+def test_the_predictor_filters_its_map_with_the_plans_size(tmp_path):
+    from pathlib import Path
+
+    import torch
+
+    from disyre_v2.inference.model_loading import LoadedModel
+    from disyre_v2.inference.predictor import DisyrePredictor
+    from tests.test_predictor import plans_for
+
+    class Shift(torch.nn.Module):  # a content-dependent restoration: the neighbour to the right
+        def forward(self, x, t=None):
+            return torch.roll(x, 1, dims=-1)
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((8, 24, 24), bool)
+    mask[1:7, 3:21, 4:20] = True
+    data = (rng.random((1, 8, 24, 24)) * mask).astype(np.float32)
+    maps = {}
+    for size in (0, 3):
+        plans = plans_for(1)
+        plans["configurations"]["2d_small"]["inference"]["median_filter_size"] = size
+        predictor = DisyrePredictor(plans, "2d_small", [LoadedModel(Shift(), True, Path("m"))])
+        maps[size], _ = predictor.predict_preprocessed(data, mask)
+    np.testing.assert_allclose(maps[3], median_filter_map(maps[0], mask, 3), atol=1e-7)
+    assert not np.allclose(maps[3], maps[0])
