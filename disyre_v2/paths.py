@@ -10,6 +10,8 @@ import os
 import re
 from pathlib import Path
 
+from disyre_v2.errors import UserError
+
 RAW_ENV = "DISYRE_raw"
 PREPROCESSED_ENV = "DISYRE_preprocessed"
 RESULTS_ENV = "DISYRE_results"
@@ -37,6 +39,30 @@ def _base_folder(variable: str) -> Path:
             f"(see documentation/getting_started.md)."
         )
     return Path(value)
+
+
+def writable_folder(path: Path | str, what: str) -> Path:
+    """A folder that exists (or is made now) and is writable; otherwise a UserError naming it. Called
+    before any long work, so a bad output never surfaces after hours of computing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} must be a folder, but it is a file", path, "give a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{what} cannot be created ({error.strerror})", path, "choose a folder you can write to") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{what} is not writable", path, "choose a folder you can write to")
+    return path
+
+
+def writable_file(path: Path | str, what: str) -> Path:
+    """A file path that is no folder and whose folder exists (or is made now) and is writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} must be a file, but it is a folder", path, "give a file path")
+    writable_folder(path.parent, f"the folder of {what}")
+    return path
 
 
 def raw_folder() -> Path:

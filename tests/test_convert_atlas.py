@@ -75,7 +75,7 @@ def test_missing_mask_named_then_skipped(tmp_path, disyre_env, caplog):
     replica = write_atlas(tmp_path, omit=[("sub-r001s002_ses-1", "mask")])
     with pytest.raises(MissingFilesError, match=r"sub-r001s002_ses-1_space-MNI152NLin2009aSym_label-L_desc-T1lesion_mask\.nii\[\.gz\]"):
         convert_atlas(replica.root, 2)
-    assert main(["-i", str(replica.root), "-d", "2"]) == 1
+    assert main(["-i", str(replica.root), "-d", "2"]) == 2
     assert_nothing_written(disyre_env["raw"])
     with caplog.at_level(logging.WARNING):
         target = convert_atlas(replica.root, 2, skip_incomplete=True)
@@ -113,7 +113,7 @@ def test_overwrite(tmp_path, disyre_env, capsys):
         convert_atlas(replica.root, 5)
     exclude = tmp_path / "exclude.txt"
     exclude.write_text("r002s001\n")
-    assert main(["-i", str(replica.root), "-d", "5", "--exclude", str(exclude)]) == 1
+    assert main(["-i", str(replica.root), "-d", "5", "--exclude", str(exclude)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert len(names(target / "imagesTs")) == 3
     assert main(["-i", str(replica.root), "-d", "5", "--exclude", str(exclude), "--overwrite"]) == 0

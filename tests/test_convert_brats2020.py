@@ -80,7 +80,7 @@ def test_two_copies_under_root_are_refused(tmp_path, disyre_env):
 
 def test_bad_modality_and_empty_root(tmp_path, disyre_env, capsys):
     replica = write_brats2020(tmp_path, cases=BRATS_CASES[:1])
-    assert main(["-i", str(replica.root), "-d", "2", "--modalities", "t1", "dwi"]) == 1
+    assert main(["-i", str(replica.root), "-d", "2", "--modalities", "t1", "dwi"]) == 2
     assert "Unknown BraTS modality 'dwi': choose from flair, t1, t1ce, t2" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="No BraTS 2020 case under .*BraTS20_Training_001_t1.nii.gz"):

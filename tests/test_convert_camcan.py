@@ -59,7 +59,7 @@ def test_raw_scans_only_are_refused(tmp_path, disyre_env, capsys):
 
     with pytest.raises(RawScansOnlyError, match="skull stripping .* and affine registration"):
         convert_camcan(replica.root, 1)
-    assert main(["-i", str(replica.root), "-d", "1"]) == 1
+    assert main(["-i", str(replica.root), "-d", "1"]) == 2
     message = capsys.readouterr().err
     assert "raw CamCAN scan" in message and "sub-CC110033_T1w_stripped_registered.nii[.gz]" not in message
     assert "sub-CCxxxxxx_T1w_stripped_registered.nii[.gz]" in message
@@ -109,7 +109,7 @@ def test_overwrite(tmp_path, disyre_env, capsys):
 
     with pytest.raises(DatasetExistsError, match="--overwrite"):
         convert_camcan(replica.root, 3)
-    assert main(["-i", str(replica.root), "-d", "3"]) == 1
+    assert main(["-i", str(replica.root), "-d", "3"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (target / "dataset.json").read_text() == before
 

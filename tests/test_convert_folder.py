@@ -66,7 +66,7 @@ def test_existing_dataset_refused_without_overwrite(tmp_path, disyre_env, capsys
     write_subjects(tmp_path / "healthy", ["h1"])
     args = ["-i", str(tmp_path / "healthy"), "-d", "4", "--role", "train", "--channel-suffixes", "_t1", "_t2"]
     assert cli.main(args) == 0
-    assert cli.main(args) == 1
+    assert cli.main(args) == 2
     assert "already exists (dataset id 004). Pass --overwrite" in capsys.readouterr().err
     write_subjects(tmp_path / "healthy", ["h2"])
     assert cli.main(args + ["--overwrite"]) == 0
@@ -142,7 +142,7 @@ def test_labels_refused_for_training(tmp_path, disyre_env):
 def test_missing_environment_variable_is_reported(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("DISYRE_raw", raising=False)
     write_subjects(tmp_path / "h", ["h1"], suffixes=("",))
-    assert cli.main(["-i", str(tmp_path / "h"), "-d", "1", "--role", "train"]) == 1
+    assert cli.main(["-i", str(tmp_path / "h"), "-d", "1", "--role", "train"]) == 2
     assert "DISYRE_raw is not set" in capsys.readouterr().err
 
 

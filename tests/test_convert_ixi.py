@@ -20,7 +20,7 @@ def test_whole_head_scans_alone_are_refused(tmp_path, disyre_env, capsys):
     replica = write_ixi(tmp_path)
     with pytest.raises(UnstrippedScansError, match=r"Found 3 IXI T1 scan\(s\) .* no skull-stripped copy and no brain masks"):
         convert_ixi(replica.root, 1, "T1")
-    assert main(["-i", str(replica.root), "-d", "1", "--modality", "T2"]) == 1
+    assert main(["-i", str(replica.root), "-d", "1", "--modality", "T2"]) == 2
     message = capsys.readouterr().err
     assert "IXI002-Guys-0828-T2_stripped.nii.gz" in message and "--masks" in message
     assert_nothing_written(disyre_env["raw"])
@@ -112,7 +112,7 @@ def test_overwrite(tmp_path, disyre_env, capsys):
     with pytest.raises(DatasetExistsError):
         convert_ixi(replica.root, 6, "T1")
     replica.files[IXI_SUBJECTS[0]]["T1_stripped"].unlink()
-    assert main(["-i", str(replica.root), "-d", "Dataset006_IXI_T1", "--modality", "T1", "--skip-incomplete"]) == 1
+    assert main(["-i", str(replica.root), "-d", "Dataset006_IXI_T1", "--modality", "T1", "--skip-incomplete"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert len(names(target / "imagesTr")) == 3
     assert main(["-i", str(replica.root), "-d", "6", "--modality", "T1", "--skip-incomplete", "--overwrite"]) == 0

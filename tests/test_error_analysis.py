@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from disyre_v2.evaluation.error_analysis import (
-    axial_axis,
     band_indices,
     distance_to_boundary_mm,
     quantile,
@@ -14,7 +13,7 @@ from disyre_v2.evaluation.error_analysis import (
 )
 from disyre_v2.evaluation.evaluator import evaluate_folders
 from disyre_v2.evaluation.sparse_histogram import SparseHistogram
-from disyre_v2.imageio.geometry import Geometry
+from disyre_v2.imageio.geometry import Geometry, axial_axis
 from disyre_v2.run import evaluate as cli
 from tests.nifti_factory import write_nifti
 

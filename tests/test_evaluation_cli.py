@@ -172,7 +172,7 @@ def test_brain_from_images_then_whole_grid(tmp_path, caplog):
 
 def run_expecting_error(capsys, test_set, *extra):
     argv = ["-pred", str(test_set.predictions), "-ref", str(test_set.labels), *extra]
-    assert cli.main(argv) == 1
+    assert cli.main(argv) == 2
     assert not (test_set.predictions / "summary.json").exists()  # nothing half-written
     return capsys.readouterr().err
 

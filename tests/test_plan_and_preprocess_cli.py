@@ -68,7 +68,7 @@ def test_plan_and_preprocess_writes_the_whole_store_and_reruns_reuse_it(disyre_e
 def test_integrity_check_stops_with_its_messages(disyre_env, capsys):
     folder = write_raw_dataset(disyre_env["raw"], n_train=3)
     (folder / "masksTr" / "case01.nii.gz").unlink()
-    assert main(["-d", "1", "--verify_dataset_integrity", "--no_progress"]) == 1
+    assert main(["-d", "1", "--verify_dataset_integrity", "--no_progress"]) == 2
     err = capsys.readouterr().err
     assert "failed the integrity check" in err and "case01.nii.gz is missing" in err
     assert not (disyre_env["preprocessed"] / "Dataset001_Tiny").exists()
@@ -77,13 +77,13 @@ def test_integrity_check_stops_with_its_messages(disyre_env, capsys):
 def test_bad_case_without_the_integrity_check_names_the_file(disyre_env, capsys):
     folder = write_raw_dataset(disyre_env["raw"], n_train=3)
     write_mask(np.zeros(SHAPE, np.uint8), geometry_for(), folder / "masksTr" / "case02.nii.gz")
-    assert main(["-d", "1", "-np", "1", "--no_progress"]) == 1
+    assert main(["-d", "1", "-np", "1", "--no_progress"]) == 2
     assert f"{folder / 'masksTr' / 'case02.nii.gz'} is an empty brain mask" in capsys.readouterr().err
 
 
 def test_unknown_dataset_gives_the_error_of_resolve_dataset_name(disyre_env, capsys):
     write_raw_dataset(disyre_env["raw"], n_train=3)
-    assert main(["-d", "7", "--no_progress"]) == 1
+    assert main(["-d", "7", "--no_progress"]) == 2
     err = capsys.readouterr().err
     assert "No dataset with id 007" in err and "Existing datasets: Dataset001_Tiny" in err
 
@@ -97,10 +97,10 @@ def test_changed_dataset_asks_for_clean(disyre_env, capsys):
     dataset_json = json.loads((folder / "dataset.json").read_text())
     dataset_json["numTraining"] = 2
     (folder / "dataset.json").write_text(json.dumps(dataset_json))
-    assert main(["-d", "1", "--no_progress"]) == 1
+    assert main(["-d", "1", "--no_progress"]) == 2
     assert "the dataset changed since planning. Re-plan with --clean" in capsys.readouterr().err
     # --clean re-plans, but a splits file naming the removed case is not silently replaced.
-    assert main(["-d", "1", "--no_progress", "--clean", "-np", "1"]) == 1
+    assert main(["-d", "1", "--no_progress", "--clean", "-np", "1"]) == 2
     assert "splits_final.json names case(s) that are not training cases of the dataset: case02" in capsys.readouterr().err
     (disyre_env["preprocessed"] / "Dataset001_Tiny" / "splits_final.json").unlink()
     assert main(["-d", "1", "--no_progress", "--clean", "-np", "1"]) == 0
@@ -110,7 +110,7 @@ def test_changed_dataset_asks_for_clean(disyre_env, capsys):
 
 def test_a_configuration_added_by_hand_is_preprocessed_as_it_stands(disyre_env, capsys):
     write_raw_dataset(disyre_env["raw"], n_train=3)
-    assert main(["-d", "1", "-c", "3d", "--no_progress"]) == 1
+    assert main(["-d", "1", "-c", "3d", "--no_progress"]) == 2
     assert "Unknown configuration(s) 3d; available: 2d, 2d_small" in capsys.readouterr().err
     assert main(["-d", "1", "-c", "2d", "--no_preprocessing", "--no_progress", "-np", "1"]) == 0
     out = disyre_env["preprocessed"] / "Dataset001_Tiny"

@@ -174,17 +174,17 @@ def test_cli_writes_a_png_in_dag_and_fpi_mode(tiny_dataset, capsys):
 def test_cli_bad_arguments_give_one_clear_error(tiny_dataset, capsys, argv_tail, message):
     root, _ = tiny_dataset
     out = root / "bad" / "figure.png"
-    assert main(["-d", "1", "-o", str(out), *argv_tail]) == 1
+    assert main(["-d", "1", "-o", str(out), *argv_tail]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
 
 
 def test_cli_unsupported_format_and_missing_plans(tiny_dataset, capsys):
     root, _ = tiny_dataset
-    assert main(["-d", "1", "-c", "2d_small", "-o", str(root / "figure.jpg")]) == 1
+    assert main(["-d", "1", "-c", "2d_small", "-o", str(root / "figure.jpg")]) == 2
     assert "name the file .png" in capsys.readouterr().err
     (root / "preprocessed" / "Dataset002_Unplanned").mkdir()
-    assert main(["-d", "2", "-c", "2d_small", "-o", str(root / "figure.png")]) == 1
+    assert main(["-d", "2", "-c", "2d_small", "-o", str(root / "figure.png")]) == 2
     err = capsys.readouterr().err
     assert "plans.json does not exist" in err and "disyre_v2_plan_and_preprocess -d" in err
     assert not (root / "figure.png").exists()

@@ -213,4 +213,4 @@ def test_cli_end_to_end_with_trained_model(tmp_path, monkeypatch):
     assert anomaly_map.max() > 0 and float(np.abs(anomaly_map[mask == 0]).max()) == 0.0
     sidecar = json.loads((out / ".test00.json").read_text())
     assert sidecar["score"] == "ensemble" and sidecar["levels"] == [0, 25, 50, 75]
-    assert cli.main(["-i", str(images), "-o", str(out), "-d", "1", "-c", "2d_small"]) == 1  # no DisyreTrainer model
+    assert cli.main(["-i", str(images), "-o", str(out), "-d", "1", "-c", "2d_small"]) == 2  # no DisyreTrainer model

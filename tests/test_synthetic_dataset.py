@@ -52,7 +52,7 @@ def test_same_seed_gives_byte_identical_files_whatever_the_workers(two_runs):
 
 def test_existing_dataset_needs_overwrite(disyre_env, capsys):
     assert main(["-d", "8", "--n_train", "1", "--n_test", "0", "--no_montage"]) == 0
-    assert main(["-d", "8", "--n_train", "1", "--n_test", "0", "--no_montage"]) == 1
+    assert main(["-d", "8", "--n_train", "1", "--n_test", "0", "--no_montage"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(["-d", "8", "--n_train", "1", "--n_test", "0", "--no_montage", "--overwrite", "--seed", "1"]) == 0
 
@@ -65,7 +65,7 @@ def test_existing_dataset_needs_overwrite(disyre_env, capsys):
     (["--lesion_free_fraction", "1.5"], "must lie in [0, 1]"),
 ])
 def test_bad_arguments_give_one_clear_error_and_write_nothing(disyre_env, capsys, extra, message):
-    assert main(["-d", "9"] + extra) == 1
+    assert main(["-d", "9"] + extra) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
     assert not any(disyre_env["raw"].iterdir())
@@ -81,7 +81,7 @@ def test_argparse_refuses_unknown_choices(disyre_env, capsys, extra, message):
 
 def test_missing_raw_folder_variable_is_explained(monkeypatch, capsys):
     monkeypatch.delenv("DISYRE_raw", raising=False)
-    assert main(["-d", "9", "--n_train", "1", "--n_test", "0"]) == 1
+    assert main(["-d", "9", "--n_train", "1", "--n_test", "0"]) == 2
     assert "DISYRE_raw is not set" in capsys.readouterr().err
 
 

@@ -19,6 +19,7 @@ from disyre_v2.dataset.layout import (
     split_channel_file_name,
 )
 from disyre_v2.imageio.errors import ImageFormatError
+from disyre_v2.errors import UserError
 from disyre_v2.imageio.reader import read_case, read_label, read_mask
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,10 @@ def verify_dataset_integrity(dataset_folder: Path | str, read_images: bool = Tru
                     f"{images}: case name {case_id!r} is not safe as a file name; use letters, digits, "
                     f"'_' and '-' only (and no '_mask' ending)."
                 )
-        cases = list_raw_cases(folder, split, dataset_json)
+        try:
+            cases = list_raw_cases(folder, split, dataset_json)
+        except UserError:  # an undeclared channel file, already listed by _check_file_names
+            cases = []
         cases_by_split[split] = cases
         for case in cases:
             missing = [str(p) for p in case.image_paths if not p.is_file()]

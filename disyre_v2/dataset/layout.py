@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from disyre_v2.errors import UserError
+
 # Case names become file names everywhere downstream: keep them portable.
 CASE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 SPLITS = ("Tr", "Ts")
@@ -49,6 +51,20 @@ def case_ids_in(images_folder: Path, file_ending: str) -> list[str]:
     return sorted(ids)
 
 
+def check_channel_files(images_folder: Path, file_ending: str, n_channels: int) -> None:
+    """Every channel file's index is one that dataset.json declares (a cheap listing, always done): an
+    undeclared CASE_0002 file would otherwise be dropped without a word."""
+    if not images_folder.is_dir():
+        return
+    for path in sorted(images_folder.iterdir()):
+        parsed = split_channel_file_name(path.name, file_ending)
+        if parsed is not None and parsed[1] >= n_channels:
+            raise UserError(
+                f"channel file {path.name} has channel index {parsed[1]}, but dataset.json declares "
+                f"{n_channels} channel(s)", path,
+                f"add the channel to channel_names in {images_folder.parent / 'dataset.json'}, or remove the file")
+
+
 def list_raw_cases(dataset_folder: Path | str, split: str, dataset_json: dict) -> list[RawCase]:
     """The cases of one split ("Tr" or "Ts") with their channel, mask and label paths.
 
@@ -60,6 +76,7 @@ def list_raw_cases(dataset_folder: Path | str, split: str, dataset_json: dict) -
     folder = Path(dataset_folder)
     ending = dataset_json["file_ending"]
     n_channels = len(dataset_json["channel_names"])
+    check_channel_files(folder / f"images{split}", ending, n_channels)
     cases = []
     for case_id in case_ids_in(folder / f"images{split}", ending):
         images = tuple(folder / f"images{split}" / channel_file_name(case_id, c, ending) for c in range(n_channels))

@@ -34,11 +34,14 @@ def check_prediction_grid(label_geometry: Geometry, map_geometry: Geometry, labe
 
 
 def read_binary_label(path: Path) -> tuple[np.ndarray, Geometry]:
-    """Label map as bool (> 0 anomalous) with its geometry; non-integer values are refused."""
+    """Label map as bool (> 0 anomalous) with its geometry; non-integer or negative values are refused."""
     array, geometry = read_image(path)
     if not np.array_equal(np.rint(array), array):
         raise ImageFormatError(f"{path} has non-integer values; a label map holds integer classes (> 0 anomalous). "
                                f"Threshold or round it, or check that -ref points at labels, not images or maps.")
+    if array.min() < 0:
+        raise ImageFormatError(f"{path} has negative label values (e.g. {array.min():g}); a label map holds 0 for "
+                               f"normal and classes > 0 for lesions. Fix the file (e.g. negative values to 0).")
     return array > 0, geometry
 
 

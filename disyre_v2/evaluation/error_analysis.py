@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from disyre_v2.evaluation.pooled_curve import bin_lower_edge
 from disyre_v2.evaluation.sparse_histogram import SparseHistogram
-from disyre_v2.imageio.geometry import Geometry
+from disyre_v2.imageio.geometry import Geometry, axial_axis
 
 # Upper edges (mm) of the distance bands; the last band is open. The first band is "the rim":
 # voxels whose centre lies within 2 mm of the nearest non-brain voxel centre.
@@ -48,15 +48,6 @@ def distance_to_boundary_mm(brain: np.ndarray, spacing_zyx: tuple[float, float, 
     padded = np.pad(np.asarray(brain, bool), 1, constant_values=False)
     distance = ndimage.distance_transform_edt(padded, sampling=spacing_zyx)
     return distance[1:-1, 1:-1, 1:-1]
-
-
-def axial_axis(geometry: Geometry) -> tuple[int, int]:
-    """(array axis of (Z, Y, X), +1 or -1): the axis closest to the physical inferior-superior axis and
-    whether increasing indices go superior. Read from the direction cosines, never assumed."""
-    direction = np.asarray(geometry.direction, float).reshape(3, 3)  # columns: array axes x, y, z
-    superior = direction[2]  # the physical z (LPS: superior) component of each axis direction
-    xyz_axis = int(np.argmax(np.abs(superior)))
-    return 2 - xyz_axis, 1 if superior[xyz_axis] >= 0 else -1
 
 
 def band_indices(brain: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ from disyre_v2.evaluation.protocols import PROTOCOLS, ExactProtocol, make_protoc
 from disyre_v2.evaluation.ranking import SLICE_REDUCTIONS
 from disyre_v2.evaluation.side_files import SYNTHETIC_SIDECAR, VOLUME_SCORES, load_kinds, read_volume_scores
 from disyre_v2.evaluation.summary import build_summary
+from disyre_v2.paths import writable_file
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +82,8 @@ def evaluate_folders(
     if slice_reduction not in SLICE_REDUCTIONS:
         raise ValueError(f"Unknown slice score {slice_reduction!r}; choose one of {', '.join(SLICE_REDUCTIONS)}.")
     prediction_dir = Path(prediction_dir)
-    output = Path(output) if output is not None else prediction_dir / SUMMARY_NAME
     cases = find_cases(prediction_dir, reference_dir, mask_dir)
+    output = writable_file(Path(output) if output is not None else prediction_dir / SUMMARY_NAME, "the summary (-o)")
     given_scores, score_source = _volume_scores(prediction_dir, cases)
     if kinds_file is None and (kinds_file := default_kinds_file(reference_dir)) is not None:
         logger.info("Lesion kinds from %s", kinds_file)

@@ -5,15 +5,53 @@ A crash or an exception mid-write leaves the previous file (or none), never a tr
 from __future__ import annotations
 
 import os
+import re
+import socket
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+# .NAME.HOST-PID-HEX.tmpSUFFIX: the writer's host and process tell a stale temporary (its writer is
+# gone, e.g. killed with -9) from one being written right now by a process running beside us.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.]*)-(?P<pid>\d+)-[0-9a-f]{8}\.tmp.*$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40]
+
 
 def temporary_sibling(path: Path, suffix: str = "") -> Path:
     """A unique hidden name next to ``path`` (same file system, so the rename is atomic)."""
-    return path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{suffix}"
+    return path.parent / f".{path.name}.{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{suffix}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path | str, recursive: bool = False) -> list[Path]:
+    """Delete the temporaries of :func:`atomic_path` whose writing process on this host is gone (a kill
+    in mid-write leaves one); temporaries of live processes, or of other hosts, are left alone."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*"):
+        match = _TEMPORARY.match(path.name)
+        if match is None or match["host"] != _host() or _process_alive(int(match["pid"])):
+            continue
+        if path.is_dir():
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 @contextmanager

@@ -68,6 +68,15 @@ class Geometry:
         )
 
 
+def axial_axis(geometry: Geometry) -> tuple[int, int]:
+    """(array axis of (Z, Y, X), +1 or -1): the axis closest to the physical inferior-superior axis and
+    whether increasing indices go superior. Read from the direction cosines, never assumed."""
+    direction = np.asarray(geometry.direction, float).reshape(3, 3)  # columns: array axes x, y, z
+    superior = direction[2]  # the physical z (LPS: superior) component of each axis direction
+    xyz_axis = int(np.argmax(np.abs(superior)))
+    return 2 - xyz_axis, 1 if superior[xyz_axis] >= 0 else -1
+
+
 def grid_differences(a: Geometry, b: Geometry) -> list[str]:
     """Human-readable differences between two grids beyond the tolerances (empty if equal)."""
     diffs = []

@@ -110,7 +110,8 @@ def read_mask(path: Path | str, reference: Geometry | None = None, reference_pat
 
 
 def read_label(path: Path | str, reference: Geometry | None = None, reference_path: Path | str = "the image") -> np.ndarray:
-    """A lesion label map as int16 (Z, Y, X); values must be integers (> 0 is anomalous)."""
+    """A lesion label map as int16 (Z, Y, X); values must be integers >= 0 (> 0 is anomalous: 7 is a
+    lesion class like any other; a negative value is refused rather than silently counted as normal)."""
     array, geometry = read_image(path)
     if reference is not None:
         check_same_grid(reference, geometry, reference_path, path)
@@ -120,6 +121,11 @@ def read_label(path: Path | str, reference: Geometry | None = None, reference_pa
             f"{path} has non-integer values (e.g. {array[rounded != array].flat[0]:.4g}); a label map "
             f"holds integer classes. Threshold or round it, or check that it is not an image."
         )
-    if rounded.min() < np.iinfo(np.int16).min or rounded.max() > np.iinfo(np.int16).max:
-        raise ImageFormatError(f"{path} has label values outside the int16 range.")
+    if rounded.min() < 0:
+        raise ImageFormatError(
+            f"{path} has negative label values (e.g. {int(rounded.min())}); a label map holds 0 for normal and "
+            f"positive classes for lesions (any value > 0 is anomalous). Fix the file, e.g. set the negative "
+            f"values to 0 if they mean 'normal'.")
+    if rounded.max() > np.iinfo(np.int16).max:
+        raise ImageFormatError(f"{path} has label values above the int16 range.")
     return rounded.astype(np.int16)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,13 +23,38 @@ class LoadedModel:
     run_folder: Path
 
 
+RUN_FOLDER = re.compile(r"^fold_(?P<fold>[0-4]|all)_seed_(?P<seed>\d+)$")
+
+
 def available_runs(model_folder: Path) -> list[tuple[str, int]]:
-    """(fold, seed) of every ``fold_F_seed_S`` folder."""
+    """(fold, seed) of every ``fold_F_seed_S`` folder; other folders (a copy named ``..._backup``, say)
+    are ignored with a warning."""
     runs = []
-    for path in sorted(model_folder.glob("fold_*_seed_*")):
-        _, fold, _, seed = path.name.split("_")
-        runs.append((fold, int(seed)))
+    for path in sorted(p for p in model_folder.iterdir() if p.is_dir()) if model_folder.is_dir() else []:
+        match = RUN_FOLDER.match(path.name)
+        if match is None:
+            if path.name.startswith("fold_"):
+                logger.warning("Ignoring %s: not a run folder (fold_F_seed_S, F 0..4 or all).", path)
+            continue
+        runs.append((match["fold"], int(match["seed"])))
     return runs
+
+
+def _finished(model_folder: Path, runs: list[tuple[str, int]], checkpoint: str, asked: bool) -> list[tuple[str, int]]:
+    """The runs that have the checkpoint. A run without it (unfinished, or one that failed) is skipped
+    with a warning by default, and is an error when it was asked for by fold or seed."""
+    present = [(f, s) for f, s in runs if (model_folder / f"fold_{f}_seed_{s}" / f"checkpoint_{checkpoint}.pth").is_file()]
+    absent = [f"fold_{f}_seed_{s}" for f, s in runs if (f, s) not in present]
+    if absent and asked:
+        raise FileNotFoundError(f"{model_folder}: run(s) {', '.join(absent)} have no checkpoint_{checkpoint}.pth; "
+                                f"finish their training (disyre_v2_train ... --c) or leave them out of -f/--seeds.")
+    for name in absent:
+        logger.warning("Skipping %s: it has no checkpoint_%s.pth (training unfinished or failed).",
+                       model_folder / name, checkpoint)
+    if not present:
+        raise FileNotFoundError(f"{model_folder}: no run has a checkpoint_{checkpoint}.pth; finish a training first "
+                                f"(disyre_v2_train), or use -chk latest.")
+    return present
 
 
 def load_models(model_folder: Path | str, configuration: str, folds: Sequence[str | int] | None = None,
@@ -51,6 +77,7 @@ def load_models(model_folder: Path | str, configuration: str, folds: Sequence[st
         missing = {str(f) for f in folds} - {f for f, _ in wanted}
         if missing:
             raise FileNotFoundError(f"{model_folder}: no run for fold(s) {', '.join(sorted(missing))}.")
+    wanted = _finished(model_folder, wanted, checkpoint, asked=folds is not None or seeds is not None)
     models = []
     for fold, seed in wanted:
         run = model_folder / f"fold_{fold}_seed_{seed}"

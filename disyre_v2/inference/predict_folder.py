@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.dataset.layout import case_ids_in, channel_file_name
-from disyre_v2.imageio.atomic import atomic_path
+from disyre_v2.imageio.atomic import atomic_path, remove_stale_temporaries
 from disyre_v2.imageio.writer import write_float_map
 from disyre_v2.inference.predictor import DisyrePredictor
 from disyre_v2.inference.volume_score import volume_score
@@ -74,6 +74,9 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
     masks = Path(masks_folder) if masks_folder is not None else default_masks_folder(input_folder)
     cases = shard(find_input_cases(input_folder, len(predictor.plans["channel_names"]), masks), num_parts, part_id)
     output_folder.mkdir(parents=True, exist_ok=True)
+    # A map (or sidecar) half-written when an earlier run was killed: its temporary goes now.
+    for stale in remove_stale_temporaries(output_folder, recursive=True):
+        logger.info("Removed %s, left by an interrupted run.", stale)
     written = []
     for case_id, files, mask in tqdm(cases, desc="predicting", unit="case"):
         target = output_folder / f"{case_id}{FILE_ENDING}"

@@ -14,7 +14,8 @@ from typing import Sequence
 from disyre_v2.dataset.dataset_json import load_dataset_json, write_json_atomic
 from disyre_v2.dataset.integrity import verify_dataset_integrity
 from disyre_v2.dataset.layout import list_raw_cases
-from disyre_v2.paths import preprocessed_folder, raw_folder, resolve_dataset_name
+from disyre_v2.imageio.atomic import remove_stale_temporaries
+from disyre_v2.paths import PREPROCESSED_ENV, preprocessed_folder, raw_folder, resolve_dataset_name, writable_folder
 from disyre_v2.planning.defaults import CONFIGURATIONS
 from disyre_v2.planning.fingerprint import extract_fingerprint
 from disyre_v2.planning.planner import plan_configuration, plans_header
@@ -108,15 +109,22 @@ def plan_and_preprocess(dataset: str | int, configurations: Sequence[str] = tupl
         raise PlansError(f"No configuration requested; choose among {', '.join(CONFIGURATIONS)}.")
     name = resolve_dataset_name(dataset, [raw_folder()])
     raw = raw_folder() / name
+    writable_folder(preprocessed_folder(), f"${PREPROCESSED_ENV}")  # before any work, creating nothing inside
     out = preprocessed_folder() / name
     _check_configurations(out / PLANS_FILE, configurations, clean)
     if verify_integrity:
         verify_dataset_integrity(raw, progress=progress)
-    case_ids = [case.case_id for case in list_raw_cases(raw, "Tr", load_dataset_json(raw))]
+    dataset_json = load_dataset_json(raw)
+    case_ids = [case.case_id for case in list_raw_cases(raw, "Tr", dataset_json)]
     if not case_ids:
         raise ValueError(f"{raw / 'imagesTr'} holds no training case: planning needs healthy training data.")
+    if dataset_json.get("numTraining") != len(case_ids):
+        logger.warning("%s says numTraining is %s, but %s holds %d case(s): planning uses the %d found. Fix "
+                       "numTraining (--verify_dataset_integrity refuses the mismatch).", raw / DATASET_JSON_FILE,
+                       dataset_json.get("numTraining"), raw / "imagesTr", len(case_ids), len(case_ids))
 
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # e.g. a dataset.json being written when planning was killed
     write_json_atomic(json.loads((raw / DATASET_JSON_FILE).read_text(encoding="utf-8")), out / DATASET_JSON_FILE)
     fingerprint = _fingerprint(raw, out, case_ids, clean, num_workers, progress)
     plans = _plans(out, fingerprint, configurations, clean)

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from disyre_v2.imageio.errors import ImageFormatError
-from disyre_v2.imageio.geometry import Geometry
+from disyre_v2.imageio.geometry import Geometry, axial_axis
 from disyre_v2.planning.defaults import SPACING_RTOL
 from disyre_v2.planning.plans import get_configuration
 from disyre_v2.preprocessing.cropping import brain_bounding_box, crop_to_box, cropped_geometry
@@ -80,6 +80,11 @@ def preprocess_arrays(data: np.ndarray, mask: np.ndarray, geometry: Geometry, co
         check_orientation(orientation)
         data, geometry = reorient_array(data, geometry, orientation)
         mask, _ = reorient_array(mask, raw_geometry, orientation)
+    elif axial_axis(geometry)[0] != 0:
+        logger.warning(
+            "%s is stored with its inferior-superior axis on array axis %d, and these plans keep cases as stored "
+            "(no 'orientation'): its slices are not axial. Re-plan with --clean to reorient every case.",
+            where, axial_axis(geometry)[0])
     # The percentile is taken before cropping so that domain "all" means the whole field of view.
     scales = normalization_scales(data, mask, normalization, image_paths)
     box = brain_bounding_box(mask)

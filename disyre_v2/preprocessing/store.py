@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
-from disyre_v2.imageio.atomic import atomic_path
+from disyre_v2.imageio.atomic import atomic_path, remove_stale_temporaries
 
 
 def case_files(folder: Path | str, case_id: str) -> tuple[Path, Path, Path]:
@@ -39,8 +39,24 @@ def save_preprocessed_case(folder: Path | str, case_id: str, data: np.ndarray, m
     write_json_atomic({"case_id": case_id, **properties}, json_path)
 
 
+def npy_shape(path: Path) -> tuple[int, ...] | None:
+    """The array shape an .npy file declares, or None when its header is unreadable or the file is
+    shorter than that shape needs (a truncated write)."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(handle)
+            data_start = handle.tell()
+    except (OSError, ValueError, EOFError):
+        return None
+    expected = data_start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return tuple(shape) if path.stat().st_size >= expected else None
+
+
 def is_case_complete(folder: Path | str, case_id: str, signature: str) -> bool:
-    """True when all three files exist and CASE.json was written with ``signature``."""
+    """True when all three files exist, CASE.json was written with ``signature`` and both arrays hold
+    the shape CASE.json records (a truncated or foreign array is redone, not reused)."""
     data_path, mask_path, json_path = case_files(folder, case_id)
     if not (data_path.is_file() and mask_path.is_file() and json_path.is_file()):
         return False
@@ -48,7 +64,11 @@ def is_case_complete(folder: Path | str, case_id: str, signature: str) -> bool:
         properties = json.loads(json_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    return properties.get("preprocessing_signature") == signature
+    if properties.get("preprocessing_signature") != signature:
+        return False
+    shape = tuple(properties.get("shape_preprocessed", ()))
+    data_shape, mask_shape = npy_shape(data_path), npy_shape(mask_path)
+    return data_shape is not None and data_shape[1:] == shape and mask_shape == shape
 
 
 def load_preprocessed_case(folder: Path | str, case_id: str, mmap: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -75,11 +95,5 @@ def list_preprocessed_cases(folder: Path | str) -> list[str]:
 
 
 def remove_temporaries(folder: Path | str) -> int:
-    """Delete temporary files left by an interrupted run; returns how many."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return 0
-    leftovers = [p for p in folder.iterdir() if p.name.startswith(".") and ".tmp" in p.name]
-    for path in leftovers:
-        path.unlink(missing_ok=True)
-    return len(leftovers)
+    """Delete temporary files left by an interrupted run (their writer is gone); returns how many."""
+    return len(remove_stale_temporaries(folder))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from disyre_v2.dataset_conversion.folder import convert_folder
-from disyre_v2.run.common import add_common_flags, run_cli
+from disyre_v2.run.common import add_common_flags, int_between, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels patients_seg/ --channel-suffixes _t1 _t2 --channel-names T1 T2 --append",
     )
     parser.add_argument("-i", "--input", required=True, help="folder holding the images (.nii or .nii.gz)")
-    parser.add_argument("-d", "--dataset_id", required=True, type=int, help="dataset id, 0..999")
+    parser.add_argument("-d", "--dataset_id", required=True, type=int_between(0, 999), help="dataset id, 0..999")
     parser.add_argument("--role", required=True, choices=["train", "test"],
                         help="train: healthy cases into imagesTr; test: cases into imagesTs")
     parser.add_argument("--name", default="Folder", help="dataset name after the id (default: Folder)")

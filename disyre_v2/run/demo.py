@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from disyre_v2.run.common import add_common_flags, run_cli
+from disyre_v2.run.common import add_common_flags, int_at_least, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,8 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "outputs there are replaced")
     parser.add_argument("--quick", action="store_true",
                         help="fewer cases and a 45-second training budget: checks the chain, learns little")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the dataset and the training (default 0)")
-    parser.add_argument("-np", "--num_processes", type=int, default=1,
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the dataset and the training (default 0)")
+    parser.add_argument("-np", "--num_processes", type=int_at_least(1), default=1,
                         help="worker processes for dataset generation and preprocessing (default 1)")
     add_common_flags(parser)
     return parser

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from disyre_v2.run.common import add_common_flags, run_cli
+from disyre_v2.run.common import add_common_flags, int_at_least, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the synthetic benchmark's synthetic_cases.json next to -ref, if present)")
     parser.add_argument("--report", default=None,
                         help="folder for an offline HTML report (index.html, PR curve, one sheet per case)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the disyre protocol's voxel sampling (default 0)")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the disyre protocol's voxel sampling (default 0)")
     parser.add_argument("--slice-score", default="max", choices=["max", "top1"],
                         help="score of an axial slice for slice-level AUROC: max of its brain voxels (default) or "
                         "mean of their top 1 %%")

@@ -5,7 +5,7 @@ import argparse
 
 from disyre_v2.dataset_conversion.synthetic.builder import DEFAULT_NAME, make_synthetic_dataset
 from disyre_v2.dataset_conversion.synthetic.generator import KINDS
-from disyre_v2.run.common import add_common_flags, run_cli
+from disyre_v2.run.common import add_common_flags, float_between, int_at_least, int_between, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,16 +15,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(CamCAN-like) and test cases with BraTS-, ATLAS-like and subtle lesions plus ground truth, built "
         "from the MNI152 template that ships with nilearn. Nothing is downloaded.",
     )
-    parser.add_argument("-d", dest="dataset_id", type=int, required=True, help="dataset id (0-999): writes Dataset{ID}_{name}")
-    parser.add_argument("--n_train", type=int, default=30, help="number of healthy training cases (default 30)")
-    parser.add_argument("--n_test", type=int, default=20, help="number of test cases, about 20%% of them lesion-free (default 20)")
+    parser.add_argument("-d", dest="dataset_id", type=int_between(0, 999), required=True, help="dataset id (0-999): writes Dataset{ID}_{name}")
+    parser.add_argument("--n_train", type=int_at_least(1), default=30, help="number of healthy training cases (default 30)")
+    parser.add_argument("--n_test", type=int_at_least(0), default=20, help="number of test cases, about 20%% of them lesion-free (default 20)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
                         help="lesion kinds of the test cases, used in turn (default: all)")
     parser.add_argument("--spacing", type=int, choices=(1, 2), default=2, help="voxel size in mm (default 2)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives byte-identical files (default 0)")
-    parser.add_argument("-np", dest="num_processes", type=int, default=1, help="worker processes (default 1); does not change the output")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="random seed; the same seed gives byte-identical files (default 0)")
+    parser.add_argument("-np", dest="num_processes", type=int_at_least(1), default=1, help="worker processes (default 1); does not change the output")
     parser.add_argument("--name", default=DEFAULT_NAME, help=f"dataset name after the id (default {DEFAULT_NAME})")
-    parser.add_argument("--lesion_free_fraction", type=float, default=0.2,
+    parser.add_argument("--lesion_free_fraction", type=float_between(0.0, 1.0), default=0.2,
                         help="share of test cases without a lesion (empty label; default 0.2)")
     parser.add_argument("--no_montage", action="store_true", help="do not write the PNG montage")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same name")

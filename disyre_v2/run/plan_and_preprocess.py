@@ -5,7 +5,7 @@ import argparse
 import os
 
 from disyre_v2.planning.defaults import CONFIGURATIONS
-from disyre_v2.run.common import add_common_flags, run_cli
+from disyre_v2.run.common import add_common_flags, int_at_least, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--configurations", nargs="+", default=list(CONFIGURATIONS), metavar="CONFIG",
                         help=f"configurations to plan and preprocess (default: {' '.join(CONFIGURATIONS)}); a "
                              f"configuration added by hand to an existing plans.json is preprocessed as it stands")
-    parser.add_argument("-np", "--num_processes", type=int, default=min(4, os.cpu_count() or 1),
+    parser.add_argument("-np", "--num_processes", type=int_at_least(1), default=min(4, os.cpu_count() or 1),
                         help="worker processes for the fingerprint and the preprocessing (default: "
                              "min(4, CPU count)); the results do not depend on it")
     parser.add_argument("--verify_dataset_integrity", action="store_true",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from disyre_v2.run.common import add_common_flags, run_cli
+from disyre_v2.run.common import add_common_flags, int_at_least, run_cli
 
 # Strengths of the grid (the paper's Fig. 1 spans 0 to 1 in both directions).
 GRID_ALPHAS = (0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0)
@@ -37,12 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=[m for m in MODES if m != "none"], default=None,
                         help="synthesis mode (default: the plans' anomaly_synthesis.mode); fpi has no bias, so its "
                              "grid is a single row of α_text")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same figure (default 0)")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="random seed; the same seed gives the same figure (default 0)")
     parser.add_argument("--case", default=None,
                         help="case id whose largest brain slice is shown in the grid (default: the first case)")
-    parser.add_argument("--channel", type=int, default=0, help="channel to show (default 0)")
+    parser.add_argument("--channel", type=int_at_least(0), default=0, help="channel to show (default 0)")
     parser.add_argument("--shape", choices=SHAPE_KINDS, default="irregular", help="shape of the grid's anomaly (default irregular)")
-    parser.add_argument("--n_samples", type=int, default=8, help="random training samples to show (default 8)")
+    parser.add_argument("--n_samples", type=int_at_least(1), default=8, help="random training samples to show (default 8)")
     parser.add_argument("--no_zoom", action="store_true",
                         help="show whole patches in the grid (default: the anomaly canvas with a margin of C/4, "
                              "where the texture changes are visible)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from disyre_v2.run.common import add_common_flags, run_cli
+from disyre_v2.run.common import add_common_flags, float_between, int_at_least, int_between, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,43 +20,56 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-d", "--dataset", required=True, help="dataset the model was trained on (id or name)")
     parser.add_argument("-c", "--configuration", required=True, help="configuration of the model (2d, 2d_small)")
     parser.add_argument("-f", "--folds", nargs="+", default=None, help="folds to use (default: every trained fold)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds to use (default: every trained seed)")
+    parser.add_argument("--seeds", nargs="+", type=int_at_least(0), default=None, help="seeds to use (default: every trained seed)")
     parser.add_argument("-tr", "--trainer", default="DisyreTrainer", help="trainer of the model (default DisyreTrainer)")
     parser.add_argument("-p", "--plans", default="DisyrePlans", help="plans identifier of the model (default DisyrePlans)")
     parser.add_argument("-chk", "--checkpoint", default="final", choices=["final", "latest"],
                         help="checkpoint_final.pth (default) or checkpoint_latest.pth")
     parser.add_argument("--score", default="ensemble", choices=["ensemble", "singlestep", "multistep", "unconditional"],
                         help="anomaly score (default ensemble: mean over levels of |P(x,t) - x|)")
-    parser.add_argument("--levels", nargs="+", type=int, default=None,
-                        help="levels t of the ensemble (default: the plans', 0 25 50 75), or the one level of singlestep")
-    parser.add_argument("--multistep_step", type=int, default=25, help="level step of the multistep score (default 25)")
-    parser.add_argument("--tile_step", type=float, default=None,
-                        help="window step as a fraction of the patch (default: the plans', 0.25 = 75%% overlap)")
+    parser.add_argument("--levels", nargs="+", type=int_at_least(0), default=None,
+                        help="levels t of the ensemble, each in 0..T-1 (default: the plans', 0 25 50 75), or the one "
+                        "level of singlestep")
+    parser.add_argument("--multistep_step", type=int_between(1, 99), default=25, help="level step of the multistep score, 1..99 (default 25)")
+    parser.add_argument("--tile_step", type=float_between(0.0, 1.0, low_inclusive=False), default=None,
+                        help="window step as a fraction of the patch, in (0, 1] (default: the plans', 0.25 = 75%% "
+                        "overlap)")
     parser.add_argument("--masks", default=None,
                         help="folder of brain masks CASE.nii.gz (default: masksTs beside an imagesTs input, "
                         "else any channel > 0)")
     parser.add_argument("--save_restorations", action="store_true",
                         help="also write the restored images to OUT/restorations/CASE_XXXX.nii.gz")
     parser.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
-    parser.add_argument("--batch_windows", type=int, default=None,
-                        help="windows per forward pass, each expanded over the ensemble levels (default: 32 "
+    parser.add_argument("--batch_windows", type=int_at_least(1), default=None,
+                        help="windows per forward pass, >= 1, each expanded over the ensemble levels (default: 32 "
                         "samples per pass on CPU, 256 on GPU)")
-    parser.add_argument("--num_parts", type=int, default=1, help="split the cases into this many parts (default 1)")
-    parser.add_argument("--part_id", type=int, default=0, help="which part this process predicts, 0..num_parts-1")
+    parser.add_argument("--num_parts", type=int_at_least(1), default=1, help="split the cases into this many parts, >= 1 (default 1)")
+    parser.add_argument("--part_id", type=int_at_least(0), default=0, help="which part this process predicts, 0..num_parts-1")
     parser.add_argument("--continue", dest="resume", action="store_true", help="skip cases already written to OUT")
     add_common_flags(parser)
     return parser
 
 
 def _run(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     import torch
 
+    from disyre_v2.errors import UserError
     from disyre_v2.inference.predict_folder import predict_folder
     from disyre_v2.inference.predictor import DisyrePredictor
-    from disyre_v2.paths import resolve_dataset_name, results_folder
+    from disyre_v2.paths import resolve_dataset_name, results_folder, writable_folder
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("-device cuda was given but no CUDA device is available; use -device cpu.")
+    if args.part_id >= args.num_parts:
+        raise UserError(f"--part_id {args.part_id} is not one of the {args.num_parts} part(s)",
+                        fix=f"give --part_id in 0..{args.num_parts - 1}")
+    if not Path(args.input).is_dir():
+        raise UserError("-i must be a folder of test cases CASE_0000.nii.gz, but it is not one", args.input,
+                        "give the folder that holds the cases (e.g. $DISYRE_raw/DatasetNNN_Name/imagesTs)")
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise UserError("-o must be a folder, but it is a file", args.output, "give a folder path")
     dataset = resolve_dataset_name(args.dataset)
     folder = results_folder() / dataset / f"{args.trainer}__{args.plans}__{args.configuration}"
     if not folder.is_dir():
@@ -66,6 +79,7 @@ def _run(args: argparse.Namespace) -> None:
         folder, args.configuration, args.folds, args.seeds, args.checkpoint, args.device, score=args.score,
         levels=args.levels, tile_step=args.tile_step, batch_windows=args.batch_windows,
         multistep_step=args.multistep_step)
+    writable_folder(args.output, "-o")  # before the first case is scored
     written = predict_folder(predictor, args.input, args.output, masks_folder=args.masks,
                              save_restorations=args.save_restorations, resume=args.resume,
                              num_parts=args.num_parts, part_id=args.part_id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from disyre_v2.run.common import add_common_flags, run_cli
+from disyre_v2.run.common import add_common_flags, int_at_least, positive_float, run_cli
 from disyre_v2.training.trainer.registry import trainer_names
 
 
@@ -18,19 +18,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("dataset", help="dataset id or name (1, 001, Dataset001_Name)")
     parser.add_argument("configuration", help="configuration of the plans, e.g. 2d or 2d_small")
     parser.add_argument("fold", help="fold 0..4 of splits_final.json, or 'all' (train on every case)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the run (default 0); one folder per seed")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="random seed of the run, >= 0 (default 0); one folder per seed")
     parser.add_argument("-tr", "--trainer", default="DisyreTrainer",
                         help=f"trainer class (default DisyreTrainer); available: {', '.join(trainer_names())}")
-    parser.add_argument("--steps", type=int, default=None, help="number of training steps (default: the plans')")
+    parser.add_argument("--steps", type=int_at_least(1), default=None, help="number of training steps, >= 1 (default: the plans')")
     parser.add_argument("--c", "--continue", dest="resume", action="store_true",
                         help="continue from checkpoint_latest.pth of this run")
     parser.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
-    parser.add_argument("--val_every", type=int, default=None,
-                        help="validate, write checkpoint_latest.pth and progress.png every K steps (default: trainer's)")
+    parser.add_argument("--val_every", type=int_at_least(1), default=None,
+                        help="validate, write checkpoint_latest.pth and progress.png every K steps, >= 1 (default: "
+                        "trainer's)")
     parser.add_argument("--deterministic", action="store_true",
                         help="reproducible to the bit: data pipeline in-process, deterministic algorithms")
-    parser.add_argument("--time_budget", type=float, default=None, metavar="SECONDS",
-                        help="stop early enough to finish within this many seconds (steps estimated from the "
+    parser.add_argument("--time_budget", type=positive_float, default=None, metavar="SECONDS",
+                        help="stop early enough to finish within this many seconds, > 0 (steps estimated from the "
                         "first few; the learning-rate schedule is fitted to the shortened run)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (useful on GPU)")
     add_common_flags(parser)

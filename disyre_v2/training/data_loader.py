@@ -8,11 +8,15 @@ and zero-padded if smaller. Volumes are opened memory-mapped, so a batch reads o
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from batchgenerators.dataloading.data_loader import DataLoader
+
+from disyre_v2.errors import UserError
+from disyre_v2.training.worker_lifetime import die_with_parent
 
 
 
@@ -69,6 +73,16 @@ def crop_or_pad(image: np.ndarray, mask: np.ndarray, patch: Sequence[int], rng: 
     return out_image, out_mask
 
 
+def _open_array(path: Path) -> np.ndarray:
+    """A memory-mapped preprocessed array; a truncated or corrupt file is named with the fix."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise UserError(f"the preprocessed array is truncated or corrupt ({error})", path,
+                        "re-run disyre_v2_plan_and_preprocess for this dataset: it redoes every case whose "
+                        "files are incomplete") from None
+
+
 class SliceDataLoader(DataLoader):
     """batchgenerators DataLoader yielding ``{"data": (B, C, P, P) float32, "seg": (B, 1, P, P) uint8,
     "seed": int, "keys": [...]}`` with B = n_volumes × n_slices.
@@ -112,18 +126,21 @@ class SliceDataLoader(DataLoader):
                         f"{self.data_folder / (case_id + suffix)} is missing: run disyre_v2_plan_and_preprocess first."
                     )
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._parent_pid = os.getpid()
         self.set_thread_id(0)
 
     def set_thread_id(self, thread_id: int) -> None:
-        # Called once in each worker process: give every worker its own reproducible stream.
+        # Called once in each worker process: give every worker its own reproducible stream, and
+        # make the worker end with the trainer even when the trainer is killed (kill -9).
+        die_with_parent(self._parent_pid)
         super().set_thread_id(thread_id)
         self.rng = np.random.default_rng(worker_seed_sequence(*self.seed_key, thread_id))
 
     def _volume(self, case_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Memory-mapped image and mask, and the indices of the slices that hold brain."""
         if case_id not in self._arrays:
-            image = np.load(self.data_folder / f"{case_id}.npy", mmap_mode="r")
-            mask = np.load(self.data_folder / f"{case_id}_mask.npy", mmap_mode="r")
+            image = _open_array(self.data_folder / f"{case_id}.npy")
+            mask = _open_array(self.data_folder / f"{case_id}_mask.npy")
             other_axes = tuple(a for a in range(3) if a != self.slice_axis)
             brain_slices = np.flatnonzero(np.asarray(mask).any(axis=other_axes))
             if brain_slices.size == 0:

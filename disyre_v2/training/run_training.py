@@ -1,14 +1,17 @@
 """The training API behind ``disyre_v2_train``: find the plans, set up the model folder, train."""
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
 
 import torch
 
+from disyre_v2.errors import UserError
+from disyre_v2.imageio.atomic import remove_stale_temporaries
 from disyre_v2.paths import preprocessed_folder, resolve_dataset_name, results_folder
+from disyre_v2.planning.plans import get_configuration, load_plans
+from disyre_v2.training.data_pipeline import num_augmentation_workers
 from disyre_v2.training.trainer.distributed import init_distributed, shutdown
 from disyre_v2.training.trainer.registry import get_trainer_class
 
@@ -41,8 +44,14 @@ def parse_fold(fold: str | int) -> int | str:
 def train(dataset: str | int, configuration: str, fold: str | int, *, trainer: str = "DisyreTrainer", seed: int = 0,
           num_steps: int | None = None, resume: bool = False, device: str = "cpu", val_every: int | None = None,
           deterministic: bool = False, compile: bool = False, time_budget_s: float | None = None) -> Path:
-    """Train one (fold, seed); returns the run folder. Under torchrun every rank calls this."""
+    """Train one (fold, seed); returns the run folder. Under torchrun every rank calls this.
+
+    Everything that can be checked is checked before the run folder is made, and a run that fails
+    before its first checkpoint leaves no folder behind (an empty run would break the next
+    prediction of the model)."""
     fold = parse_fold(fold)
+    if num_steps is not None and num_steps < 1:
+        raise UserError(f"the number of training steps must be at least 1, got {num_steps}", fix="pass --steps N >= 1")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("-device cuda was given but no CUDA device is available; use -device cpu.")
     trainer_class = get_trainer_class(trainer)
@@ -51,36 +60,47 @@ def train(dataset: str | int, configuration: str, fold: str | int, *, trainer: s
     plans_path = source / "plans.json"
     if not plans_path.is_file():
         raise FileNotFoundError(f"{plans_path} is missing: run disyre_v2_plan_and_preprocess -d {dataset} first.")
-    plans = json.loads(plans_path.read_text())
+    plans = load_plans(plans_path)
+    get_configuration(plans, configuration)  # a clear error for an unknown or incomplete configuration
+    num_augmentation_workers()  # a clear error for a bad DISYRE_n_proc_DA, before anything is written
     plans_name = plans.get("plans_name", "DisyrePlans")
     folder = model_folder(dataset_name, trainer, plans_name, configuration)
     output = folder / run_folder_name(fold, seed)
+    latest = output / "checkpoint_latest.pth"
+    if not resume and (latest.is_file() or (output / "checkpoint_final.pth").is_file()):
+        raise FileExistsError(f"{output} already holds checkpoints. Continue with --c, or delete the folder "
+                              f"to start over.")
+    if resume and not latest.is_file():
+        logger.warning("--c given but %s does not exist: starting this run from scratch.", latest)
 
     context = init_distributed(device)
     if device == "cuda":
         device = f"cuda:{context.local_rank}"
     log_handler = None
+    created = context.is_main and not output.exists()
     try:
-        if context.is_main:
-            output.mkdir(parents=True, exist_ok=True)
-            for name in MODEL_FOLDER_COPIES:
-                if (source / name).is_file():
-                    shutil.copyfile(source / name, folder / name)
-            log_handler = _attach_log_file(output / "training_log.txt")
         runner = trainer_class(plans, configuration, fold, source, output, seed=seed, device=device,
                                num_steps=num_steps, val_every=val_every, deterministic=deterministic,
                                compile=compile, time_budget_s=time_budget_s, distributed=context)
         runner.initialize()
-        latest = output / "checkpoint_latest.pth"
-        if resume:
-            if latest.is_file():
-                runner.load_checkpoint(latest)
-            else:
-                logger.warning("--c given but %s does not exist: starting from scratch.", latest)
-        elif latest.is_file() or (output / "checkpoint_final.pth").is_file():
-            raise FileExistsError(f"{output} already holds checkpoints. Continue with --c, or delete the folder "
-                                  f"to start over.")
+        if context.is_main:
+            output.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(output)
+            for name in MODEL_FOLDER_COPIES:
+                if (source / name).is_file():
+                    shutil.copyfile(source / name, folder / name)
+            log_handler = _attach_log_file(output / "training_log.txt")
+        if resume and latest.is_file():
+            runner.load_checkpoint(latest)
         runner.run()
+    except BaseException:
+        if created and output.is_dir() and not any(output.glob("checkpoint_*.pth")):
+            if log_handler is not None:
+                logging.getLogger("disyre_v2").removeHandler(log_handler)
+                log_handler.close()
+                log_handler = None
+            shutil.rmtree(output, ignore_errors=True)  # nothing worth keeping: leave no empty run
+        raise
     finally:
         if log_handler is not None:
             logging.getLogger("disyre_v2").removeHandler(log_handler)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -20,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
+from disyre_v2.errors import UserError
 from disyre_v2.training.anomalies.transform import AnomalySynthesisTransform
 from disyre_v2.training.augmentation import MaskAndClipTransform, build_augmentation
 from disyre_v2.training.data_loader import SliceDataLoader
@@ -32,6 +34,18 @@ from disyre_v2.training.trainer.lr_schedule import warmup_cosine_factor
 from disyre_v2.training.trainer.progress import ProgressLog
 
 logger = logging.getLogger(__name__)
+
+class NonFiniteLossError(UserError):
+    """The loss became NaN or infinite: training stops, checkpoint_latest.pth stays the last good one."""
+
+    def __init__(self, step: int, value: float, output_folder: Path, which: str = "training loss"):
+        super().__init__(
+            f"the {which} is {value} at step {step}; checkpoint_latest.pth (if any) is the last good state and "
+            f"was left as it was", output_folder,
+            "likely causes: NaN or infinite values in the preprocessed arrays (re-run disyre_v2_plan_and_preprocess "
+            "with --verify_dataset_integrity --clean), a learning rate too high for this configuration "
+            "(training.lr in plans.json), or a bf16 overflow on GPU")
+
 
 VALIDATION_SEED = 20240710  # the same synthetic validation anomalies for every run
 # Where the restoration loss is averaged: the whole patch (METHOD.md §5) or the brain pixels only.
@@ -69,7 +83,10 @@ class DisyreTrainer:
         self.time_budget_s = time_budget_s
         self.distributed = distributed or DistributedContext()
         training = self.configuration["training"]
-        self.num_steps = int(num_steps or self.num_steps or training["num_steps"])
+        self.num_steps = int(next(n for n in (num_steps, self.num_steps, training["num_steps"]) if n is not None))
+        if self.num_steps < 1:
+            raise UserError(f"the number of training steps must be at least 1, got {self.num_steps}",
+                            fix="pass --steps N >= 1 (or fix training.num_steps in plans.json)")
         self.requested_steps = self.num_steps  # a time budget may end the run earlier, never later
         self.val_every = int(val_every or self.val_every)
         self.lr = float(training["lr"])
@@ -135,14 +152,32 @@ class DisyreTrainer:
         path = self.preprocessed_dataset_folder / "splits_final.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: run disyre_v2_plan_and_preprocess first.")
-        splits = json.loads(path.read_text())
+        try:
+            splits = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise UserError(f"splits_final.json is not valid JSON ({error})", path,
+                            "fix it, or delete it and re-run disyre_v2_plan_and_preprocess to recreate it") from None
         if str(self.fold) == "all":
             cases = sorted(set(splits[0]["train"]) | set(splits[0]["val"]))
-            return cases, cases
-        fold = int(self.fold)
-        if not 0 <= fold < len(splits):
-            raise ValueError(f"Fold {fold} does not exist: {path} has folds 0..{len(splits) - 1} (or use 'all').")
-        return list(splits[fold]["train"]), list(splits[fold]["val"])
+            train, val = cases, cases
+        else:
+            fold = int(self.fold)
+            if not 0 <= fold < len(splits):
+                raise ValueError(f"Fold {fold} does not exist: {path} has folds 0..{len(splits) - 1} (or use 'all').")
+            train, val = list(splits[fold]["train"]), list(splits[fold]["val"])
+        self._check_split_cases(path, set(train) | set(val))
+        return train, val
+
+    def _check_split_cases(self, path: Path, cases: set[str]) -> None:
+        """Every case of the split must be a training case of the dataset (the fingerprint lists them)."""
+        fingerprint = self.preprocessed_dataset_folder / "dataset_fingerprint.json"
+        if not fingerprint.is_file():
+            return
+        unknown = sorted(cases - set(json.loads(fingerprint.read_text())["case_ids"]))
+        if unknown:
+            raise UserError(f"splits_final.json names case(s) {', '.join(unknown[:5])} that are not training cases "
+                            f"of this dataset", path, "fix the file, or delete it and re-run "
+                            "disyre_v2_plan_and_preprocess to recreate it from the training cases")
 
     def synthesis_transform(self, seed: int) -> AnomalySynthesisTransform:
         return AnomalySynthesisTransform.from_plans(self.configuration, seed=seed, mode=self.synthesis_mode)
@@ -319,6 +354,8 @@ class DisyreTrainer:
                 loss = self.train_step(self._to_tensors(batch))
                 self.step += 1
                 loss = all_reduce_mean(loss, self.distributed, self.device)
+                if not math.isfinite(loss):
+                    raise NonFiniteLossError(self.step, loss, self.output_folder)
                 step_times.append(time.perf_counter() - started)
                 self.progress.log_train(self.step, loss, self.lr_scheduler.get_last_lr()[0], step_times[-1])
                 bar.update(1)
@@ -360,6 +397,8 @@ class DisyreTrainer:
 
     def _validate_and_checkpoint(self) -> None:
         val_loss = all_reduce_mean(self.validation_step(), self.distributed, self.device)
+        if not math.isfinite(val_loss):
+            raise NonFiniteLossError(self.step, val_loss, self.output_folder, "validation loss")
         self.progress.log_validation(self.step, val_loss)
         logger.info("step %d: train loss %.5f, validation loss %.5f, lr %.3g", self.step,
                     self.progress.values["train_loss"][-1], val_loss, self.lr_scheduler.get_last_lr()[0])
