@@ -153,3 +153,49 @@ def test_unconditional_score():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="need slices"):
         sliding_window_scores(torch.zeros(2, 1, 8, 8), torch.zeros(2, 8, 9, dtype=torch.bool), None, (8, 8))
+
+
+def reference_blend(slices, brain, score_fn, patch, step_fraction=0.25, weights=None):
+    """The definition, one window at a time: Σ w·f·AS / Σ w and the w·f-weighted mean restoration."""
+    from disyre_v2.inference.sliding_window import pad_to_patch
+
+    padded, crop = pad_to_patch(slices, patch)
+    padded_brain, _ = pad_to_patch(brain.float(), patch)
+    n, c, h, w = padded.shape
+    weights = gaussian_importance_map(patch) if weights is None else weights
+    num, den = torch.zeros((n, h, w)), torch.zeros((h, w))
+    rest, rest_w = torch.zeros((n, c, h, w)), torch.zeros((n, h, w))
+    for y in window_starts(h, patch[0], step_fraction):
+        for x in window_starts(w, patch[1], step_fraction):
+            den[y:y + patch[0], x:x + patch[1]] += weights
+            for i in range(n):
+                f = padded_brain[i, y:y + patch[0], x:x + patch[1]].mean()
+                if f == 0:
+                    continue
+                scores, restored = score_fn(padded[i:i + 1, :, y:y + patch[0], x:x + patch[1]])
+                num[i, y:y + patch[0], x:x + patch[1]] += weights * f * scores[0]
+                rest[i, :, y:y + patch[0], x:x + patch[1]] += weights * f * restored[0]
+                rest_w[i, y:y + patch[0], x:x + patch[1]] += weights * f
+    return (num / den)[:, crop[0], crop[1]], (rest / rest_w.clamp_min(1e-12)[:, None])[:, :, crop[0], crop[1]]
+
+
+@pytest.mark.parametrize("batch_windows, fixed_batch", [(1, False), (7, False), (7, True), (1000, False)])
+def test_batched_gather_and_scatter_equal_the_window_by_window_definition(batch_windows, fixed_batch):
+    generator = torch.Generator().manual_seed(3)
+    slices = torch.rand((4, 2, 37, 45), generator=generator)
+    brain = torch.zeros((4, 37, 45), dtype=torch.bool)
+    brain[:, 5:30, 8:40] = True
+    brain[0] = False  # a slice without brain
+    brain[3, :, :] = False
+    brain[3, 10:14, 20:23] = True  # a speck: windows with a small f
+    slices = slices * brain[:, None]
+
+    def network(x, t):  # content- and level-dependent, so every window differs
+        return torch.nn.functional.avg_pool2d(x, 3, 1, 1) * (1 + t.float().view(-1, 1, 1, 1) / 200) + 0.01
+
+    score_fn = ensemble_score(network, [0, 25, 50, 75])
+    expected_scores, expected_restoration = reference_blend(slices, brain, score_fn, (16, 16))
+    scores, restoration = sliding_window_scores(slices, brain, score_fn, (16, 16), batch_windows=batch_windows,
+                                                with_restoration=True, fixed_batch=fixed_batch)
+    torch.testing.assert_close(scores, expected_scores, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(restoration, expected_restoration, atol=1e-5, rtol=1e-5)

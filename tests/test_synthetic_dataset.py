@@ -57,17 +57,23 @@ def test_existing_dataset_needs_overwrite(disyre_env, capsys):
     assert main(["-d", "8", "--n_train", "1", "--n_test", "0", "--no_montage", "--overwrite", "--seed", "1"]) == 0
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--n_train", "0", "--n_test", "0"], "Nothing to generate"),
-    (["--n_train", "-1"], "cannot be negative"),
-    (["--seed", "-3"], "non-negative"),
-    (["-np", "0"], "-np must be at least 1"),
-    (["--lesion_free_fraction", "1.5"], "must lie in [0, 1]"),
-])
-def test_bad_arguments_give_one_clear_error_and_write_nothing(disyre_env, capsys, extra, message):
-    assert main(["-d", "9"] + extra) == 2
+def test_nothing_to_generate_gives_one_clear_error_and_writes_nothing(disyre_env, capsys):
+    assert main(["-d", "9", "--n_train", "0", "--n_test", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err
+    assert err.startswith("error: ") and "Nothing to generate" in err
+    assert not any(disyre_env["raw"].iterdir())
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--n_train", "-1"], "--n_train: must be an integer >= 0, got -1"),
+    (["--seed", "-3"], "--seed: must be an integer >= 0, got -3"),
+    (["-np", "0"], "-np: must be an integer >= 1, got 0"),
+    (["--lesion_free_fraction", "1.5"], "--lesion_free_fraction: must be a number in [0, 1], got 1.5"),
+])
+def test_bad_numbers_are_refused_by_argparse_before_anything_is_written(disyre_env, capsys, extra, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-d", "9"] + extra)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not any(disyre_env["raw"].iterdir())
 
 

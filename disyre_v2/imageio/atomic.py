@@ -15,6 +15,8 @@ from typing import Iterator
 # .NAME.HOST-PID-HEX.tmpSUFFIX: the writer's host and process tell a stale temporary (its writer is
 # gone, e.g. killed with -9) from one being written right now by a process running beside us.
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.]*)-(?P<pid>\d+)-[0-9a-f]{8}\.tmp.*$")
+# Earlier versions named temporaries .NAME.HEX.tmpSUFFIX, without their writer: always stale now.
+_LEGACY_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.tmp.*$")
 
 
 def _host() -> str:
@@ -45,7 +47,9 @@ def remove_stale_temporaries(folder: Path | str, recursive: bool = False) -> lis
     removed = []
     for path in folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*"):
         match = _TEMPORARY.match(path.name)
-        if match is None or match["host"] != _host() or _process_alive(int(match["pid"])):
+        if match is None and _LEGACY_TEMPORARY.match(path.name) is None:
+            continue
+        if match is not None and (match["host"] != _host() or _process_alive(int(match["pid"]))):
             continue
         if path.is_dir():
             continue

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from disyre_v2.imageio.geometry import Geometry
+from disyre_v2.inference.compilation import CompiledNetwork
 from disyre_v2.inference.model_loading import LoadedModel, load_models
 from disyre_v2.inference.scores import (
     SCORE_NAMES,
@@ -33,7 +34,7 @@ from disyre_v2.training.schedule import SeverityScheduler
 class DisyrePredictor:
     def __init__(self, plans: dict, configuration: str, models: Sequence[LoadedModel], *, score: str = "ensemble",
                  levels: Sequence[int] | None = None, tile_step: float | None = None, batch_windows: int | None = None,
-                 multistep_step: int = 25, device: torch.device | str = "cpu"):
+                 multistep_step: int = 25, device: torch.device | str = "cpu", compile: bool | None = None):
         if score not in SCORE_NAMES:
             raise ValueError(f"Unknown score {score!r}; choose one of {', '.join(SCORE_NAMES)}.")
         if not models:
@@ -52,6 +53,10 @@ class DisyrePredictor:
         self.median_filter_size = int(inference.get("median_filter_size", 0))
         self.multistep_step = int(multistep_step)
         self.device = torch.device(device)
+        # torch.compile by default on CUDA (2.7x the eager throughput measured on an H200 in issue 13),
+        # with batches of one fixed shape; eager on CPU, where compilation costs more than it saves.
+        self.compile = self.device.type == "cuda" if compile is None else bool(compile)
+        self._networks: dict[int, object] = {}
         self.batch_windows = int(batch_windows) if batch_windows else self.default_batch_windows()
         self.scheduler = SeverityScheduler.from_dict(self.configuration["schedule"])
         self.patch = tuple(self.configuration["patch_size"])
@@ -90,7 +95,16 @@ class DisyrePredictor:
         return cls(plans, configuration, models, device=device, **kwargs)
 
     # -- scoring on the preprocessed grid --------------------------------------------------
+    def _network(self, network: torch.nn.Module):
+        if not self.compile:
+            return network
+        if id(network) not in self._networks:
+            self._networks[id(network)] = CompiledNetwork(network, channels_last=self.device.type == "cuda")
+        return self._networks[id(network)]
+
     def _score_function(self, network: torch.nn.Module):
+        network = self._network(network)
+
         def run(x, t):
             with torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext():
                 return network(x, t)
@@ -114,15 +128,16 @@ class DisyrePredictor:
             scores, restoration = sliding_window_scores(
                 slices, brain, self._score_function(model.network), self.patch, step_fraction=self.tile_step,
                 batch_windows=self.batch_windows, sigma_scale=self.sigma_scale, min_weight=self.min_weight,
-                with_restoration=with_restoration, output_device="cpu", foreground_weighting=self.foreground_weighting)
+                with_restoration=with_restoration, output_device=self.device,
+                foreground_weighting=self.foreground_weighting, fixed_batch=self.compile)
             total_map = scores if total_map is None else total_map + scores
             if with_restoration:
                 total_restoration = restoration if total_restoration is None else total_restoration + restoration
-        anomaly_map = (total_map / len(self.models)).numpy() * np.moveaxis(mask, self.slice_axis, 0)
+        anomaly_map = (total_map / len(self.models)).cpu().numpy() * np.moveaxis(mask, self.slice_axis, 0)
         anomaly_map = median_filter_map(np.moveaxis(anomaly_map, 0, self.slice_axis), mask, self.median_filter_size)
         restored = None
         if with_restoration:
-            restored = np.moveaxis((total_restoration / len(self.models)).numpy(), 0, self.slice_axis + 1)
+            restored = np.moveaxis((total_restoration / len(self.models)).cpu().numpy(), 0, self.slice_axis + 1)
         return anomaly_map.astype(np.float32), restored
 
     # -- whole cases on their own grid -----------------------------------------------------

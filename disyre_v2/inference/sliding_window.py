@@ -53,6 +53,17 @@ def pad_to_patch(array: torch.Tensor, patch: Sequence[int]) -> tuple[torch.Tenso
     return padded, (slice(top, top + height), slice(left, left + width))
 
 
+def window_fractions(padded_brain: torch.Tensor, boxes: torch.Tensor, patch: tuple[int, int]) -> torch.Tensor:
+    """(N, L) brain fraction of every window of every slice, from one integral image per slice."""
+    n, height, width = padded_brain.shape
+    integral = torch.zeros((n, height + 1, width + 1), dtype=torch.float64, device=padded_brain.device)
+    integral[:, 1:, 1:] = padded_brain.to(torch.float64).cumsum(1).cumsum(2)
+    y0, x0 = boxes[:, 0], boxes[:, 1]
+    y1, x1 = y0 + patch[0], x0 + patch[1]
+    sums = integral[:, y1, x1] - integral[:, y0, x1] - integral[:, y1, x0] + integral[:, y0, x0]
+    return (sums / (patch[0] * patch[1])).to(torch.float32)
+
+
 def sliding_window_scores(
     slices: torch.Tensor,
     brain: torch.Tensor,
@@ -66,49 +77,66 @@ def sliding_window_scores(
     with_restoration: bool = False,
     output_device: torch.device | str | None = None,
     foreground_weighting: bool = True,
+    fixed_batch: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Blend window scores over all slices of a volume.
 
     ``slices`` (N, C, H, W) float and ``brain`` (N, H, W) bool. Windows of every slice are batched
     together, ``batch_windows`` per call of ``score_fn`` (which may expand each window over several
-    levels). Returns the float32 score map (N, H, W) and, if asked, the blended restoration
-    (N, C, H, W; a weighted mean with weights w·f, 0 where no window had brain), on ``output_device`` (default: the device of ``slices``).
+    levels); ``fixed_batch`` pads the last batch to that size with empty windows, so a compiled network
+    sees one shape only. Windows are gathered and their maps scatter-added with batched tensor
+    indexing (no Python loop per window), the blending buffers living on ``output_device`` (default:
+    the device of ``slices``). Returns the float32 score map (N, H, W) and, if asked, the blended
+    restoration (N, C, H, W; a weighted mean with weights w·f, 0 where no window had brain).
     ``foreground_weighting=False`` blends Σ w·AS / Σ w (f = 1 for every window with brain).
     """
     if slices.ndim != 4 or brain.shape != (slices.shape[0], *slices.shape[2:]):
         raise ValueError(f"need slices (N, C, H, W) and brain (N, H, W), got {tuple(slices.shape)} and {tuple(brain.shape)}")
+    if batch_windows < 1:
+        raise ValueError(f"batch_windows must be at least 1, got {batch_windows}")
     patch = (int(patch[0]), int(patch[1]))
     out_device = torch.device(output_device) if output_device is not None else slices.device
     padded, crop = pad_to_patch(slices, patch)
     padded_brain, _ = pad_to_patch(brain.to(torch.float32), patch)
     n, channels, height, width = padded.shape
     weights = gaussian_importance_map(patch, sigma_scale, min_weight).to(out_device)
+    boxes = torch.tensor([(y, x) for y in window_starts(height, patch[0], step_fraction)
+                          for x in window_starts(width, patch[1], step_fraction)], dtype=torch.long)
 
     numerator = torch.zeros((n, height, width), dtype=torch.float32, device=out_device)
     denominator = torch.zeros((height, width), dtype=torch.float32, device=out_device)
+    for y, x in boxes.tolist():
+        denominator[y:y + patch[0], x:x + patch[1]] += weights
     restoration = torch.zeros((n, channels, height, width), dtype=torch.float32, device=out_device) if with_restoration else None
     # The restoration is an image, not a score: a plain weighted mean over the evaluated windows.
     restoration_weight = torch.zeros((n, height, width), dtype=torch.float32, device=out_device) if with_restoration else None
-    boxes = [(y, x) for y in window_starts(height, patch[0], step_fraction) for x in window_starts(width, patch[1], step_fraction)]
-    for y, x in boxes:
-        denominator[y:y + patch[0], x:x + patch[1]] += weights
 
     # Every (slice, window) with brain, in one flat list: batches mix slices freely.
-    fractions = torch.stack([padded_brain[:, y:y + patch[0], x:x + patch[1]].mean(dim=(1, 2)) for y, x in boxes], dim=1)
-    jobs = torch.nonzero(fractions > 0, as_tuple=False).tolist()  # [slice index, window index]
+    fractions = window_fractions(padded_brain, boxes.to(padded_brain.device), patch).to(out_device)
+    jobs = torch.nonzero(fractions > 0, as_tuple=False).to(out_device)  # [slice index, window index]
+    boxes = boxes.to(out_device)
+    rows_in_window = torch.arange(patch[0], device=out_device)
+    cols_in_window = torch.arange(patch[1], device=out_device)
     for start in range(0, len(jobs), batch_windows):
         chunk = jobs[start:start + batch_windows]
-        windows = torch.stack([padded[s, :, boxes[b][0]:boxes[b][0] + patch[0], boxes[b][1]:boxes[b][1] + patch[1]]
-                               for s, b in chunk])
+        s, b = chunk[:, 0], chunk[:, 1]
+        rows = (boxes[b, 0][:, None] + rows_in_window)[:, :, None]  # (B, P, 1)
+        cols = (boxes[b, 1][:, None] + cols_in_window)[:, None, :]  # (B, 1, P)
+        index = (s[:, None, None].to(padded.device), rows.to(padded.device), cols.to(padded.device))
+        windows = padded.permute(0, 2, 3, 1)[index].permute(0, 3, 1, 2)  # (B, C, P, P)
+        count = len(chunk)
+        if fixed_batch and count < batch_windows:
+            windows = torch.cat([windows, windows.new_zeros((batch_windows - count, *windows.shape[1:]))])
         scores, restored = score_fn(windows)
-        scores = scores.to(out_device, torch.float32)
-        for k, (s, b) in enumerate(chunk):
-            y, x = boxes[b]
-            weight = weights * fractions[s, b].to(out_device) if foreground_weighting else weights
-            numerator[s, y:y + patch[0], x:x + patch[1]] += weight * scores[k]
-            if restoration is not None:
-                restoration[s, :, y:y + patch[0], x:x + patch[1]] += weight * restored[k].to(out_device, torch.float32)
-                restoration_weight[s, y:y + patch[0], x:x + patch[1]] += weight
+        scores = scores[:count].to(out_device, torch.float32)
+        weight = weights * (fractions[s, b][:, None, None] if foreground_weighting else 1.0)  # (B, P, P)
+        target = (s[:, None, None].expand(-1, *patch), rows.expand(-1, -1, patch[1]), cols.expand(-1, patch[0], -1))
+        numerator.index_put_(target, weight * scores, accumulate=True)
+        if restoration is not None:
+            restored = restored[:count].to(out_device, torch.float32)
+            restoration.permute(0, 2, 3, 1).index_put_(target, (weight[..., None] * restored.permute(0, 2, 3, 1)),
+                                                       accumulate=True)
+            restoration_weight.index_put_(target, weight.expand(count, *patch).contiguous(), accumulate=True)
     result = (numerator / denominator)[:, crop[0], crop[1]]
     if restoration is not None:
         restoration = (restoration / restoration_weight.clamp_min(1e-12)[:, None])[:, :, crop[0], crop[1]]

@@ -73,6 +73,10 @@ AUGMENTATION = {
     "noise_probability": 0.15, "noise_sigma_max": 0.05,
     "blur_probability": 0.15, "blur_sigma_range": [0.5, 1.5],
 }
+# The same transforms, none drawn. Measured on the synthetic benchmark at the CPU budget (2,000 steps of
+# 2d_small): every augmentation of the list lowers AP, stroke-like AP most (documentation/explanation/
+# ablation.md); the paper trained 26 M parameters for ~100,000 steps, where augmentation pays.
+NO_AUGMENTATION = {key: (0.0 if key.endswith("_probability") else value) for key, value in AUGMENTATION.items()}
 
 # --- inference (METHOD.md §7) ----------------------------------------------------------------------
 INFERENCE = {
@@ -109,6 +113,7 @@ class ConfigurationDefaults:
     # Side of the 3D median filter of the anomaly map, voxels of this configuration's spacing (about
     # 5-6 mm in both): it removes the one-voxel ridges of restoration error along sharp edges.
     median_filter_size: int = 3
+    augmentation: dict = field(default_factory=lambda: dict(AUGMENTATION))
 
 
 _TRAINING_COMMON = {"betas": [0.95, 0.999], "weight_decay": 1e-6, "grad_clip": 1.0, "ema_decay": None}
@@ -141,5 +146,6 @@ CONFIGURATIONS: dict[str, ConfigurationDefaults] = {
         num_res_blocks_up=1,
         training={"lr": 2e-4, "warmup_steps": 200, "num_steps": 3000, **_TRAINING_COMMON},
         median_filter_size=3,  # 6 mm at 2 mm (measured: documentation/explanation/ablation.md)
+        augmentation=dict(NO_AUGMENTATION),  # a deviation from METHOD.md §4, measured (ablation.md)
     ),
 }

@@ -149,7 +149,7 @@ def plan_configuration(name: str, fingerprint: dict) -> dict:
         "schedule": dict(D.SCHEDULE),
         "anomaly_synthesis": scaled_anomaly_synthesis(min(patch_size)),
         "tissue_centroids": [list(clusters[key]["centroids"]) for key in channel_keys],
-        "augmentation": copy.deepcopy(D.AUGMENTATION),
+        "augmentation": copy.deepcopy(spec.augmentation),
         "training": copy.deepcopy(spec.training),
         "inference": {**copy.deepcopy(D.INFERENCE), "median_filter_size": spec.median_filter_size},
         "notes": notes,

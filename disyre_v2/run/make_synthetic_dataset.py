@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         "from the MNI152 template that ships with nilearn. Nothing is downloaded.",
     )
     parser.add_argument("-d", dest="dataset_id", type=int_between(0, 999), required=True, help="dataset id (0-999): writes Dataset{ID}_{name}")
-    parser.add_argument("--n_train", type=int_at_least(1), default=30, help="number of healthy training cases (default 30)")
+    parser.add_argument("--n_train", type=int_at_least(0), default=30, help="number of healthy training cases (default 30)")
     parser.add_argument("--n_test", type=int_at_least(0), default=20, help="number of test cases, about 20%% of them lesion-free (default 20)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
                         help="lesion kinds of the test cases, used in turn (default: all)")
