@@ -154,3 +154,18 @@ def test_an_unknown_loss_region_is_refused(dataset, tmp_path):
     plans["configurations"]["2d_small"]["training"]["loss_region"] = "everywhere"
     with pytest.raises(ValueError, match="loss_region"):
         DisyreTrainer(plans, "2d_small", "all", root / "pre" / name, tmp_path / "run")
+
+
+def test_losses_read_every_few_steps_are_logged_for_every_step(env, monkeypatch):
+    # The loss stays on the device and is read every log_every steps (and before each validation):
+    # every step must still appear once, in order, with the learning rate it was trained with.
+    monkeypatch.setattr(DisyreTrainer, "log_every", 4)
+    run = train(1, "2d_small", 0, trainer="DisyreTrainer_debug", seed=0, deterministic=True, num_steps=10)
+    progress = load_checkpoint(run / "checkpoint_final.pth")["progress"]
+    assert progress["train_step"] == [float(step) for step in range(1, 11)]
+    assert all(loss > 0 and loss == loss for loss in progress["train_loss"])
+    plans = json.loads((run.parent / "plans.json").read_text())["configurations"]["2d_small"]["training"]
+    lr, warmup = plans["lr"], plans["warmup_steps"]
+    expected = [lr * warmup_cosine_factor(step, warmup, 10) for step in range(1, 11)]
+    assert progress["learning_rate"] == pytest.approx(expected, rel=1e-6)
+    assert progress["val_step"] == [3.0, 6.0, 9.0, 10.0]

@@ -15,7 +15,9 @@ import numpy as np
 from batchgenerators.transforms.abstract_transforms import AbstractTransform
 from batchgenerators.transforms.color_transforms import BrightnessMultiplicativeTransform, GammaTransform
 from batchgenerators.transforms.noise_transforms import GaussianBlurTransform, GaussianNoiseTransform
-from batchgenerators.transforms.spatial_transforms import MirrorTransform, SpatialTransform
+from batchgenerators.transforms.spatial_transforms import MirrorTransform
+
+from disyre_v2.training.spatial_augmentation import BatchedSpatialTransform
 
 
 class BatchSeededCompose(AbstractTransform):
@@ -52,18 +54,10 @@ class MaskAndClipTransform(AbstractTransform):
 
 def build_augmentation(params: dict, patch_size: Sequence[int]) -> list[AbstractTransform]:
     """The transforms of METHOD.md §4 from the plans' ``augmentation`` entry."""
-    angle = np.deg2rad(params["rotation_deg"])
+    del patch_size  # the loader already cuts patches of the network's size
     transforms: list[AbstractTransform] = [
-        SpatialTransform(
-            list(patch_size), patch_center_dist_from_border=None, random_crop=False,
-            do_elastic_deform=params["elastic_probability"] > 0, alpha=(0.0, 200.0), sigma=(9.0, 13.0),
-            do_rotation=params["rotation_probability"] > 0, angle_x=(-angle, angle), angle_y=(0, 0), angle_z=(0, 0),
-            do_scale=params["scale_probability"] > 0, scale=tuple(params["scale_range"]),
-            border_mode_data="constant", border_cval_data=0, order_data=3,
-            border_mode_seg="constant", border_cval_seg=0, order_seg=0,
-            p_el_per_sample=params["elastic_probability"], p_rot_per_sample=params["rotation_probability"],
-            p_scale_per_sample=params["scale_probability"],
-        ),
+        BatchedSpatialTransform(params["rotation_probability"], params["rotation_deg"], params["scale_probability"],
+                                params["scale_range"], params["elastic_probability"]),
         # Each in-plane axis is flipped with probability 0.5 (batchgenerators' augment_mirroring).
         MirrorTransform(axes=(0, 1), p_per_sample=1.0 if params["mirror_probability"] > 0 else 0.0),
         BrightnessMultiplicativeTransform(tuple(params["brightness_range"]), per_channel=True,

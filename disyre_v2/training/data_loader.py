@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 from batchgenerators.dataloading.data_loader import DataLoader
 
 from disyre_v2.errors import UserError
@@ -133,6 +134,10 @@ class SliceDataLoader(DataLoader):
         # Called once in each worker process: give every worker its own reproducible stream, and
         # make the worker end with the trainer even when the trainer is killed (kill -9).
         die_with_parent(self._parent_pid)
+        if os.getpid() != self._parent_pid:
+            # Each worker is one of many processes: torch's CPU kernels in the transforms (the
+            # batched spatial augmentation) must not each start one thread per core.
+            torch.set_num_threads(1)
         super().set_thread_id(thread_id)
         self.rng = np.random.default_rng(worker_seed_sequence(*self.seed_key, thread_id))
 

@@ -50,6 +50,15 @@ def all_reduce_mean(value: float, context: DistributedContext, device: torch.dev
     return float(tensor.item()) / context.world_size
 
 
+def all_reduce_mean_tensor(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    """Mean over ranks of a tensor on the training device (one all-reduce for many values)."""
+    if not context.enabled:
+        return values
+    values = values.to(torch.float64)
+    dist.all_reduce(values)
+    return values / context.world_size
+
+
 def check_ranks_agree(network: torch.nn.Module, first_batch: str, context: DistributedContext,
                       device: torch.device) -> None:
     """After training: every rank must hold the same weights (DDP's promise) and must have drawn
