@@ -165,6 +165,13 @@ def test_bad_inputs_name_the_case(tmp_path):
     with pytest.raises(Exception, match=r"grid_0001.nii.gz is not on the grid of .*grid_0000.nii.gz"):
         predict_folder(predictor(Identity(), channels=2), tmp_path / "in3", tmp_path / "out3")
     assert not (tmp_path / "out3" / "grid.nii.gz").exists()
+    # The same error from a background process, after a good case: no partial file of either (the
+    # good case's export, if it had started, is finished whole).
+    write_case(tmp_path / "in3", "agood", channels=2)
+    with pytest.raises(Exception, match=r"grid_0001.nii.gz is not on the grid of .*grid_0000.nii.gz"):
+        predict_folder(predictor(Identity(), channels=2), tmp_path / "in3", tmp_path / "out4", num_workers=2)
+    names = {p.name for p in (tmp_path / "out4").iterdir()}
+    assert names in (set(), {".agood.json", "agood.nii.gz"})
 
 
 def test_crash_while_writing_leaves_no_partial_file(tmp_path, monkeypatch):
@@ -213,4 +220,12 @@ def test_cli_end_to_end_with_trained_model(tmp_path, monkeypatch):
     assert anomaly_map.max() > 0 and float(np.abs(anomaly_map[mask == 0]).max()) == 0.0
     sidecar = json.loads((out / ".test00.json").read_text())
     assert sidecar["score"] == "ensemble" and sidecar["levels"] == [0, 25, 50, 75]
+    # Background processes read, preprocess and export while the network scores: the same files.
+    assert cli.main(["-i", str(images), "-o", str(tmp_path / "maps_np2"), "-d", "1", "-c", "2d_small",
+                     "-tr", "DisyreTrainer_debug", "--save_restorations", "-np", "2"]) == 0
+    for case in ("test00", "test01"):
+        assert np.array_equal(read_image(out / f"{case}.nii.gz")[0], read_image(tmp_path / "maps_np2" / f"{case}.nii.gz")[0])
+        assert np.array_equal(read_image(out / "restorations" / f"{case}_0000.nii.gz")[0],
+                              read_image(tmp_path / "maps_np2" / "restorations" / f"{case}_0000.nii.gz")[0])
+    assert (out / "volume_scores.csv").read_text() == (tmp_path / "maps_np2" / "volume_scores.csv").read_text()
     assert cli.main(["-i", str(images), "-o", str(out), "-d", "1", "-c", "2d_small"]) == 2  # no DisyreTrainer model

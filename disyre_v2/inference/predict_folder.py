@@ -5,16 +5,19 @@ import csv
 import io
 import json
 import logging
+from collections import deque
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.dataset.layout import case_ids_in, channel_file_name
 from disyre_v2.imageio.atomic import atomic_path, remove_stale_temporaries
 from disyre_v2.imageio.writer import write_float_map
-from disyre_v2.inference.predictor import DisyrePredictor
+from disyre_v2.inference.background import background_pool
+from disyre_v2.inference.predictor import DisyrePredictor, PreparedCase, export_case, prepare_case
 from disyre_v2.inference.volume_score import volume_score
 from disyre_v2.preprocessing.inverse import raw_geometry
 
@@ -68,8 +71,13 @@ def shard(items: Sequence, num_parts: int, part_id: int) -> list:
 
 def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_folder: Path | str, *,
                    masks_folder: Path | str | None = None, save_restorations: bool = False, resume: bool = False,
-                   num_parts: int = 1, part_id: int = 0) -> list[Path]:
-    """Write ``OUT/CASE.nii.gz`` for this part's cases; returns the maps written."""
+                   num_parts: int = 1, part_id: int = 0, num_workers: int = 0) -> list[Path]:
+    """Write ``OUT/CASE.nii.gz`` for this part's cases; returns the maps written.
+
+    With ``num_workers`` > 0, that many background processes read and preprocess the next cases and
+    resample and write the finished maps while this process scores (nnU-Net's predictor does the
+    same): the accelerator waits on neither. At most ``num_workers`` + 1 prepared cases and
+    ``num_workers`` finished maps wait at any time, so memory stays bounded."""
     input_folder, output_folder = Path(input_folder), Path(output_folder)
     masks = Path(masks_folder) if masks_folder is not None else default_masks_folder(input_folder)
     cases = shard(find_input_cases(input_folder, len(predictor.plans["channel_names"]), masks), num_parts, part_id)
@@ -77,25 +85,59 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
     # A map (or sidecar) half-written when an earlier run was killed: its temporary goes now.
     for stale in remove_stale_temporaries(output_folder, recursive=True):
         logger.info("Removed %s, left by an interrupted run.", stale)
-    written = []
-    for case_id, files, mask in tqdm(cases, desc="predicting", unit="case"):
-        target = output_folder / f"{case_id}{FILE_ENDING}"
-        if resume and target.is_file() and (output_folder / f".{case_id}.json").is_file():
-            continue
-        anomaly_map, restoration, properties = predictor.predict_case(files, mask, save_restorations)
-        geometry = raw_geometry(properties)
-        if restoration is not None:
-            for c, channel in enumerate(restoration):
-                write_float_map(channel, geometry, output_folder / "restorations" / channel_file_name(case_id, c, FILE_ENDING))
-        write_float_map(anomaly_map, geometry, target)
-        # Per-case sidecar, so parts running side by side never write one shared file at once.
-        write_json_atomic({"case_id": case_id, "volume_score": volume_score(anomaly_map, properties["raw_mask"]),
-                           "score": predictor.score, "levels": predictor.levels,
-                           "models": [str(m.run_folder) for m in predictor.models]},
-                          output_folder / f".{case_id}.json")
-        written.append(target)
+    todo = [case for case in cases if not (resume and (output_folder / f"{case[0]}{FILE_ENDING}").is_file()
+                                           and (output_folder / f".{case[0]}.json").is_file())]
+    sidecar = {"score": predictor.score, "levels": predictor.levels,
+               "models": [str(m.run_folder) for m in predictor.models]}
+    written: list[Path] = []
+    with background_pool(num_workers) as pool, tqdm(total=len(todo), desc="predicting", unit="case") as bar:
+        upcoming = iter(todo)
+        prepared: deque = deque()
+        exporting: deque = deque()
+
+        def prepare_next() -> None:
+            case = next(upcoming, None)
+            if case is not None:
+                case_id, files, mask = case
+                prepared.append((case_id, pool.submit(prepare_case, predictor.plans, predictor.configuration,
+                                                      files, mask)))
+
+        def finish_oldest_export() -> None:
+            written.append(exporting.popleft().result())
+            bar.update(1)
+
+        for _ in range(num_workers + 1):
+            prepare_next()
+        while prepared:
+            case_id, future = prepared.popleft()
+            case = future.result()
+            prepare_next()
+            anomaly_map, restoration = predictor.predict_preprocessed(case.data, case.mask, save_restorations)
+            case.data = None  # the export needs only the geometry and masks
+            exporting.append(pool.submit(export_and_write, anomaly_map, restoration, case, output_folder, case_id,
+                                         sidecar))
+            while len(exporting) > num_workers:
+                finish_oldest_export()
+        while exporting:
+            finish_oldest_export()
     write_volume_scores(output_folder)
     return written
+
+
+def export_and_write(anomaly_map: np.ndarray, restoration: np.ndarray | None, case: PreparedCase,
+                     output_folder: Path, case_id: str, sidecar: dict) -> Path:
+    """Bring a scored case back to its input grid and write the map, restorations and sidecar."""
+    raw_map, raw_restoration, properties = export_case(anomaly_map, restoration, case)
+    geometry = raw_geometry(properties)
+    target = output_folder / f"{case_id}{FILE_ENDING}"
+    if raw_restoration is not None:
+        for c, channel in enumerate(raw_restoration):
+            write_float_map(channel, geometry, output_folder / "restorations" / channel_file_name(case_id, c, FILE_ENDING))
+    write_float_map(raw_map, geometry, target)
+    # Per-case sidecar, so parts running side by side never write one shared file at once.
+    write_json_atomic({"case_id": case_id, "volume_score": volume_score(raw_map, properties["raw_mask"]), **sidecar},
+                      output_folder / f".{case_id}.json")
+    return target
 
 
 def write_volume_scores(output_folder: Path) -> Path:

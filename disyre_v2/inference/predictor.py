@@ -7,6 +7,7 @@ maps are averaged, multiplied by the brain mask and mapped back to the input gri
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -141,47 +142,80 @@ class DisyrePredictor:
         return anomaly_map.astype(np.float32), restored
 
     # -- whole cases on their own grid -----------------------------------------------------
+    def prepare_case(self, image_paths: Sequence[Path | str], mask_path: Path | str | None = None) -> PreparedCase:
+        """Read and preprocess one case (CPU only; what the CLI's background workers run)."""
+        return prepare_case(self.plans, self.configuration, image_paths, mask_path)
+
+    def score_prepared(self, case: PreparedCase, with_restoration: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray | None, dict]:
+        """Score a prepared case and bring the map back to its input grid."""
+        anomaly_map, restoration = self.predict_preprocessed(case.data, case.mask, with_restoration)
+        return export_case(anomaly_map, restoration, case)
+
     def predict_case(self, image_paths: Sequence[Path | str], mask_path: Path | str | None = None,
                      with_restoration: bool = False) -> tuple[np.ndarray, np.ndarray | None, dict]:
         """Anomaly map on the input grid (float32 Z, Y, X), restoration (C, Z, Y, X) or None, properties.
 
         The brain is the mask file, or any channel > 0 without one; the map is 0 exactly outside it."""
-        check_channel_count(image_paths, self.plans)
-        image, brain, geometry = load_case(image_paths, mask_path)
-        return self.predict_array(image, geometry, brain, with_restoration, image_paths)
+        return self.score_prepared(self.prepare_case(image_paths, mask_path), with_restoration)
 
     def predict_array(self, image: np.ndarray, geometry: Geometry, mask: np.ndarray | None = None,
                       with_restoration: bool = False, image_paths: Sequence[Path | str] | None = None,
                       ) -> tuple[np.ndarray, np.ndarray | None, dict]:
         """The same for an in-memory case: image (C, Z, Y, X) on ``geometry``; mask default any channel > 0."""
-        image = np.asarray(image, np.float32)
-        if image.ndim == 3:
-            image = image[None]
-        if image.shape[1:] != geometry.shape_zyx:
-            raise ValueError(f"image of shape {image.shape} does not fit the grid {geometry.shape_zyx}.")
-        brain = (image > 0).any(0) if mask is None else np.asarray(mask, bool)
-        if not brain.any():
-            raise ValueError("the brain mask of the in-memory case is empty.")
-        data, brain_pre, properties = preprocess_arrays(image, brain, geometry, self.configuration, image_paths)
-        if image_paths is not None:
-            properties["image_paths"] = [str(p) for p in image_paths]
-        return self._back_to_raw(data, brain_pre, brain, properties, with_restoration)
+        case = prepare_array(self.configuration, image, geometry, mask, image_paths)
+        return self.score_prepared(case, with_restoration)
 
-    def _back_to_raw(self, data: np.ndarray, mask: np.ndarray, raw_mask: np.ndarray, properties: dict,
-                     with_restoration: bool) -> tuple[np.ndarray, np.ndarray | None, dict]:
-        """Map and restoration on the input grid, masked with the input's own brain mask.
 
-        Where preprocessing resampled, a brain voxel of the input may fall just outside the brain of
-        the preprocessed grid: the map is first extended beyond that brain by its nearest brain value,
-        so that every input brain voxel gets a score and none outside the brain does."""
-        anomaly_map, restoration = self.predict_preprocessed(data, mask, with_restoration)
-        if properties["resampled"]:
-            anomaly_map = extend_beyond_mask(anomaly_map, mask)
-            restoration = None if restoration is None else np.stack([extend_beyond_mask(c, mask) for c in restoration])
-        raw_map = np.maximum(restore_to_raw(anomaly_map, properties, "linear"), 0) * raw_mask
-        raw_restoration = None
-        if restoration is not None:
-            raw_restoration = restore_to_raw(restoration, properties, "linear") * raw_mask[None]
-        properties["raw_mask"] = raw_mask
-        return raw_map.astype(np.float32), raw_restoration, properties
+@dataclass
+class PreparedCase:
+    """A case ready for the network: preprocessed data (C, Z, Y, X) and brain mask on the plans' grid,
+    the input's own brain mask on its grid, and what undoing the preprocessing needs."""
 
+    data: np.ndarray
+    mask: np.ndarray
+    raw_mask: np.ndarray
+    properties: dict
+
+
+def prepare_case(plans: dict, configuration: dict, image_paths: Sequence[Path | str],
+                 mask_path: Path | str | None = None) -> PreparedCase:
+    """Read a case's channel files (and mask) and preprocess them with ``configuration``."""
+    check_channel_count(image_paths, plans)
+    image, brain, geometry = load_case(image_paths, mask_path)
+    return prepare_array(configuration, image, geometry, brain, image_paths)
+
+
+def prepare_array(configuration: dict, image: np.ndarray, geometry: Geometry, mask: np.ndarray | None = None,
+                  image_paths: Sequence[Path | str] | None = None) -> PreparedCase:
+    image = np.asarray(image, np.float32)
+    if image.ndim == 3:
+        image = image[None]
+    if image.shape[1:] != geometry.shape_zyx:
+        raise ValueError(f"image of shape {image.shape} does not fit the grid {geometry.shape_zyx}.")
+    brain = (image > 0).any(0) if mask is None else np.asarray(mask, bool)
+    if not brain.any():
+        raise ValueError("the brain mask of the in-memory case is empty.")
+    data, brain_pre, properties = preprocess_arrays(image, brain, geometry, configuration, image_paths)
+    if image_paths is not None:
+        properties["image_paths"] = [str(p) for p in image_paths]
+    return PreparedCase(data, brain_pre, brain, properties)
+
+
+def export_case(anomaly_map: np.ndarray, restoration: np.ndarray | None, case: PreparedCase
+                ) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Map and restoration on the input grid, masked with the input's own brain mask (CPU only).
+
+    Where preprocessing resampled, a brain voxel of the input may fall just outside the brain of
+    the preprocessed grid: the map is first extended beyond that brain by its nearest brain value,
+    so that every input brain voxel gets a score and none outside the brain does."""
+    mask, properties = case.mask, case.properties
+    if properties["resampled"]:
+        anomaly_map = extend_beyond_mask(anomaly_map, mask)
+        restoration = None if restoration is None else np.stack([extend_beyond_mask(c, mask) for c in restoration])
+    raw_map = np.maximum(restore_to_raw(anomaly_map, properties, "linear"), 0) * case.raw_mask
+    raw_restoration = None
+    if restoration is not None:
+        raw_restoration = restore_to_raw(restoration, properties, "linear") * case.raw_mask[None]
+    properties["raw_mask"] = case.raw_mask
+    return raw_map.astype(np.float32), raw_restoration, properties

@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
                         help="torch.compile the network: auto (default) compiles on CUDA only, where it is about "
                         "2.7x faster; on forces it (also on CPU; falls back to eager if compilation fails)")
+    parser.add_argument("-np", "--num_processes", type=int_at_least(0), default=None,
+                        help="background processes that read and preprocess the next cases and write finished maps "
+                        "while the network scores, >= 0 (default: 2 with -device cuda, 0 on CPU, where they would "
+                        "compete with the network for the same cores)")
     parser.add_argument("--num_parts", type=int_at_least(1), default=1, help="split the cases into this many parts, >= 1 (default 1)")
     parser.add_argument("--part_id", type=int_at_least(0), default=0, help="which part this process predicts, 0..num_parts-1")
     parser.add_argument("--continue", dest="resume", action="store_true", help="skip cases already written to OUT")
@@ -85,7 +89,9 @@ def _run(args: argparse.Namespace) -> None:
     writable_folder(args.output, "-o")  # before the first case is scored
     written = predict_folder(predictor, args.input, args.output, masks_folder=args.masks,
                              save_restorations=args.save_restorations, resume=args.resume,
-                             num_parts=args.num_parts, part_id=args.part_id)
+                             num_parts=args.num_parts, part_id=args.part_id,
+                             num_workers=args.num_processes if args.num_processes is not None
+                             else (2 if args.device == "cuda" else 0))
     print(f"Wrote {len(written)} anomaly map(s) to {args.output}")
 
 
