@@ -74,7 +74,7 @@ def test_paper_configuration_2d_has_the_numbers_of_the_method():
     assert config["inference"] == {"ensemble_levels": [0, 25, 50, 75], "tile_step": 0.25,
                                    "gaussian_sigma_scale": 0.125, "gaussian_min": 0.001,
                                    "foreground_weighting": True, "median_filter_size": 5}
-    assert config["augmentation"]["mirror_probability"] == 0.5
+    assert config["augmentation"] == D.AUGMENTATION  # the paper's list (METHOD.md §4)
     assert config["notes"] == []
     assert set(REQUIRED_CONFIGURATION_KEYS) <= set(config)
 
@@ -94,6 +94,13 @@ def test_cpu_configuration_2d_small_resamples_to_2mm_and_scales_synthesis_by_hal
     assert synthesis["shape_size_range"] == [5, 22]
     assert synthesis["blur_sigma_range"] == [0.0, 2.5]
     assert synthesis["tissue_sigma"] == 0.5
+    # Measured deviations (documentation/explanation/ablation.md): no augmentation at the CPU
+    # budget, the same parameters with every probability 0; a 3-voxel median filter of the map.
+    augmentation = config["augmentation"]
+    assert set(augmentation) == set(D.AUGMENTATION)
+    assert all(augmentation[k] == 0.0 for k in augmentation if k.endswith("_probability"))
+    assert all(augmentation[k] == D.AUGMENTATION[k] for k in augmentation if not k.endswith("_probability"))
+    assert config["inference"]["median_filter_size"] == 3
 
 
 def test_2d_small_keeps_axes_that_are_already_2mm_or_coarser():
