@@ -73,3 +73,33 @@ def test_the_predictor_filters_its_map_with_the_plans_size(tmp_path):
         maps[size], _ = predictor.predict_preprocessed(data, mask)
     np.testing.assert_allclose(maps[3], median_filter_map(maps[0], mask, 3), atol=1e-7)
     assert not np.allclose(maps[3], maps[0])
+
+
+def test_folder_prediction_filters_once_in_its_export_stage_like_predict_case(tmp_path):
+    from pathlib import Path
+
+    import torch
+
+    from disyre_v2.imageio.reader import read_image
+    from disyre_v2.inference.model_loading import LoadedModel
+    from disyre_v2.inference.predict_folder import predict_folder
+    from disyre_v2.inference.predictor import DisyrePredictor
+    from tests.test_predictor import plans_for, write_case
+
+    class Shift(torch.nn.Module):
+        def forward(self, x, t=None):
+            return torch.roll(x, 1, dims=-1)
+
+    paths, _ = write_case(tmp_path / "in", "a", seed=4)
+    plans = plans_for(1)
+    plans["configurations"]["2d_small"]["inference"]["median_filter_size"] = 3
+    predictor = DisyrePredictor(plans, "2d_small", [LoadedModel(Shift(), True, Path("m"))])
+    expected, _, _ = predictor.predict_case(paths)
+    for workers in (0, 1):
+        predict_folder(predictor, tmp_path / "in", tmp_path / f"out{workers}", num_workers=workers)
+        written, _ = read_image(tmp_path / f"out{workers}" / "a.nii.gz")
+        np.testing.assert_allclose(written, expected, atol=1e-6)
+    unfiltered = plans_for(1)
+    unfiltered["configurations"]["2d_small"]["inference"]["median_filter_size"] = 0
+    raw, _, _ = DisyrePredictor(unfiltered, "2d_small", [LoadedModel(Shift(), True, Path("m"))]).predict_case(paths)
+    assert not np.allclose(raw, expected)

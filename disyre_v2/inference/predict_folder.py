@@ -17,6 +17,7 @@ from disyre_v2.dataset.layout import case_ids_in, channel_file_name
 from disyre_v2.imageio.atomic import atomic_path, remove_stale_temporaries
 from disyre_v2.imageio.writer import write_float_map
 from disyre_v2.inference.background import background_pool
+from disyre_v2.inference.postprocessing import median_filter_map
 from disyre_v2.inference.predictor import DisyrePredictor, PreparedCase, export_case, prepare_case
 from disyre_v2.inference.volume_score import volume_score
 from disyre_v2.preprocessing.inverse import raw_geometry
@@ -112,10 +113,11 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
             case_id, future = prepared.popleft()
             case = future.result()
             prepare_next()
-            anomaly_map, restoration = predictor.predict_preprocessed(case.data, case.mask, save_restorations)
+            anomaly_map, restoration = predictor.predict_preprocessed(case.data, case.mask, save_restorations,
+                                                                      filtered=False)
             case.data = None  # the export needs only the geometry and masks
             exporting.append(pool.submit(export_and_write, anomaly_map, restoration, case, output_folder, case_id,
-                                         sidecar))
+                                         sidecar, predictor.median_filter_size))
             while len(exporting) > num_workers:
                 finish_oldest_export()
         while exporting:
@@ -125,8 +127,10 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
 
 
 def export_and_write(anomaly_map: np.ndarray, restoration: np.ndarray | None, case: PreparedCase,
-                     output_folder: Path, case_id: str, sidecar: dict) -> Path:
-    """Bring a scored case back to its input grid and write the map, restorations and sidecar."""
+                     output_folder: Path, case_id: str, sidecar: dict, median_filter_size: int = 0) -> Path:
+    """Median-filter a scored case's map, bring it back to its input grid and write the map,
+    restorations and sidecar (all CPU work: it runs in a background process with -np)."""
+    anomaly_map = median_filter_map(anomaly_map, case.mask, median_filter_size)
     raw_map, raw_restoration, properties = export_case(anomaly_map, restoration, case)
     geometry = raw_geometry(properties)
     target = output_folder / f"{case_id}{FILE_ENDING}"

@@ -119,9 +119,12 @@ class DisyrePredictor:
         return unconditional_score(run)
 
     @torch.inference_mode()
-    def predict_preprocessed(self, data: np.ndarray, mask: np.ndarray, with_restoration: bool = False
-                             ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Score map (Z, Y, X) and optionally the restoration (C, Z, Y, X) of a preprocessed volume."""
+    def predict_preprocessed(self, data: np.ndarray, mask: np.ndarray, with_restoration: bool = False,
+                             filtered: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Score map (Z, Y, X) and optionally the restoration (C, Z, Y, X) of a preprocessed volume.
+
+        ``filtered=False`` leaves out the median filter (``postprocess`` applies it), so that a
+        caller can run that CPU step elsewhere, e.g. in a background process."""
         slices = torch.from_numpy(np.moveaxis(data, self.slice_axis + 1, 0).copy()).to(self.device)  # (N, C, H, W)
         brain = torch.from_numpy(np.moveaxis(mask, self.slice_axis, 0).copy()).to(self.device)
         total_map, total_restoration = None, None
@@ -135,11 +138,17 @@ class DisyrePredictor:
             if with_restoration:
                 total_restoration = restoration if total_restoration is None else total_restoration + restoration
         anomaly_map = (total_map / len(self.models)).cpu().numpy() * np.moveaxis(mask, self.slice_axis, 0)
-        anomaly_map = median_filter_map(np.moveaxis(anomaly_map, 0, self.slice_axis), mask, self.median_filter_size)
+        anomaly_map = np.moveaxis(anomaly_map, 0, self.slice_axis)
+        if filtered:
+            anomaly_map = self.postprocess(anomaly_map, mask)
         restored = None
         if with_restoration:
             restored = np.moveaxis((total_restoration / len(self.models)).cpu().numpy(), 0, self.slice_axis + 1)
         return anomaly_map.astype(np.float32), restored
+
+    def postprocess(self, anomaly_map: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The median filter of the plans (``inference.median_filter_size``) on the preprocessed grid."""
+        return median_filter_map(anomaly_map, mask, self.median_filter_size)
 
     # -- whole cases on their own grid -----------------------------------------------------
     def prepare_case(self, image_paths: Sequence[Path | str], mask_path: Path | str | None = None) -> PreparedCase:
