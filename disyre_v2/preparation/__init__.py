@@ -1,0 +1,1 @@
+"""Raw scans in: registration to a template (issue 12, groundwork)."""
