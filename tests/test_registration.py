@@ -116,3 +116,10 @@ def test_a_volume_of_noise_is_refused_naming_the_scan():
     noise.SetOrigin(template().GetOrigin())
     with pytest.raises(UserError, match="noise_0000.nii.gz"):
         check_registration(register(template(), noise), "noise_0000.nii.gz")
+
+
+def test_an_empty_volume_is_refused_naming_the_scan():
+    empty = sitk.Image([40, 40, 40], sitk.sitkFloat32)
+    empty.SetSpacing((4.0, 4.0, 4.0))
+    with pytest.raises(UserError, match=r"registration to the template failed .*empty_0000.nii.gz"):
+        register(template(), empty, scan="empty_0000.nii.gz")

@@ -19,7 +19,7 @@ class InlineExecutor(Executor):
         future: Future = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as error:  # delivered by result(), as a worker's would be
+        except Exception as error:  # delivered by result(), as a worker's would be (Ctrl-C is not held back)
             future.set_exception(error)
         return future
 

@@ -28,8 +28,10 @@ class CompiledNetwork:
             return self.network(x, t)
         try:
             return self.compiled(x, t)
+        except torch.OutOfMemoryError:
+            raise  # not a compiler failure: eager would run out of memory as well
         except Exception as error:  # noqa: BLE001 - any compiler failure: the eager network still works
             logger.warning("torch.compile failed (%s: %s); predicting with the eager network.",
-                           type(error).__name__, str(error).splitlines()[0][:200])
+                           type(error).__name__, (str(error).splitlines() or [""])[0][:200])
             self.failed = True
             return self.network(x, t)

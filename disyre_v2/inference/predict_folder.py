@@ -107,17 +107,20 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
             written.append(exporting.popleft().result())
             bar.update(1)
 
-        for _ in range(num_workers + 1):
+        for _ in range(num_workers + 1 if num_workers else 1):
             prepare_next()
         while prepared:
             case_id, future = prepared.popleft()
             case = future.result()
-            prepare_next()
+            if num_workers:
+                prepare_next()  # the workers prepare it while this process scores
             anomaly_map, restoration = predictor.predict_preprocessed(case.data, case.mask, save_restorations,
                                                                       filtered=False)
             case.data = None  # the export needs only the geometry and masks
             exporting.append(pool.submit(export_and_write, anomaly_map, restoration, case, output_folder, case_id,
                                          sidecar, predictor.median_filter_size))
+            if not num_workers:
+                prepare_next()  # in this process: one case in memory at a time
             while len(exporting) > num_workers:
                 finish_oldest_export()
         while exporting:

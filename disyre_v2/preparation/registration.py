@@ -8,7 +8,8 @@ puts the scan on the template grid, and its inverse carries template-space maps 
 
 A registration can fail without an exception (a volume that is not a head, a bad start): the result
 carries the final metric value and the transform's scale (determinant), and ``check_registration``
-refuses a result outside plausible bounds, naming the scan.
+refuses a result outside plausible bounds, naming the scan. ITK's own exceptions (an empty image)
+become the same one-line error.
 """
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def _method(seed: int) -> sitk.ImageRegistrationMethod:
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(SAMPLING_PERCENTAGE, seed)
+    # SimpleITK reads seed 0 as "seed from the wall clock": shift by one to stay reproducible.
+    method.SetMetricSamplingPercentage(SAMPLING_PERCENTAGE, seed + 1)
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(MAX_STEP_MM, MIN_STEP_MM, ITERATIONS, relaxationFactor=RELAXATION)
     method.SetOptimizerScalesFromPhysicalShift()
@@ -66,8 +68,19 @@ def _method(seed: int) -> sitk.ImageRegistrationMethod:
 
 
 def register(fixed: sitk.Image, moving: sitk.Image, *, rigid_only: bool = False, fixed_mask: sitk.Image | None = None,
-             seed: int = 0) -> Registration:
-    """Rigid, then (unless ``rigid_only``) affine registration of ``moving`` onto ``fixed``."""
+             seed: int = 0, scan: str = "the scan") -> Registration:
+    """Rigid, then (unless ``rigid_only``) affine registration of ``moving`` onto ``fixed``. ITK's own
+    failures (an empty image, a scan that barely overlaps the template) become an error naming ``scan``."""
+    try:
+        return _register(fixed, moving, rigid_only, fixed_mask, seed)
+    except RuntimeError as error:
+        reason = (str(error).strip().splitlines() or ["unknown ITK error"])[-1][:200]
+        raise UserError(f"the registration to the template failed ({reason})", scan,
+                        "check that the file is a brain MRI volume with content, in a known orientation") from None
+
+
+def _register(fixed: sitk.Image, moving: sitk.Image, rigid_only: bool, fixed_mask: sitk.Image | None,
+              seed: int) -> Registration:
     fixed = sitk.Cast(fixed, sitk.sitkFloat32)
     moving = sitk.Cast(moving, sitk.sitkFloat32)
     rigid = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),

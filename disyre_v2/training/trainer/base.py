@@ -29,7 +29,8 @@ from disyre_v2.training.data_pipeline import build_batch_generator
 from disyre_v2.training.network.builder import build_network
 from disyre_v2.training.schedule import SeverityScheduler
 from disyre_v2.training.trainer.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from disyre_v2.training.trainer.distributed import (DistributedContext, all_reduce_mean, all_reduce_mean_tensor, barrier,
+from disyre_v2.training.trainer.distributed import (DistributedContext, all_reduce_max, all_reduce_mean, all_reduce_mean_tensor,
+                                                       barrier,
                                                        check_ranks_agree)
 from disyre_v2.training.trainer.lr_schedule import warmup_cosine_factor
 from disyre_v2.training.trainer.progress import ProgressLog
@@ -306,6 +307,8 @@ class DisyreTrainer:
                          network_plans=json.dumps(self.configuration["network"], sort_keys=True))
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the saved run may have used another device
+            group["fused"] = self.device.type == "cuda"
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
@@ -351,13 +354,15 @@ class DisyreTrainer:
         session_start, session_first_step = time.perf_counter(), self.step
         step_times: list[float] = []
         pending: list[tuple[int, torch.Tensor, float]] = []  # (step, loss on the device, learning rate)
+        calibration = (session_start, self.step)  # (time, step) the step time is measured from
         try:
             while self.step < self.num_steps:
                 done = self.step - session_first_step
                 # Estimate after the first steps, then follow the machine's load every 5× as many.
                 if self.time_budget_s and (done == self.budget_calibration_steps
                                            or (done > 0 and done % (5 * self.budget_calibration_steps) == 0)):
-                    self._fit_to_time_budget(time.perf_counter() - session_start, step_times, bar)
+                    self._fit_to_time_budget(time.perf_counter() - session_start, calibration, bar)
+                    calibration = (time.perf_counter(), self.step)
                 started = time.perf_counter()
                 batch = next(self.train_batches)
                 if self._first_batch_keys is None:
@@ -366,6 +371,8 @@ class DisyreTrainer:
                                 self.lr_scheduler.get_last_lr()[0]))
                 self.step += 1
                 step_times.append(time.perf_counter() - started)
+                if self.step - session_first_step == 1:
+                    calibration = (time.perf_counter(), self.step)  # start-up is over
                 bar.update(1)
                 validating = self.step % self.val_every == 0 or self.step == self.num_steps
                 if validating or self.step % self.log_every == 0:
@@ -402,21 +409,25 @@ class DisyreTrainer:
         bar.set_postfix(loss=f"{values[-1]:.4g}")
         logger.debug("step %d loss %.5f", steps[-1], values[-1])
 
-    def _fit_to_time_budget(self, elapsed: float, step_times: list[float], bar) -> None:
+    def _fit_to_time_budget(self, elapsed: float, calibration: tuple[float, int], bar) -> None:
         """Set num_steps so that the run ends within time_budget_s.
 
-        Re-estimated every ``budget_calibration_steps`` steps from the recent step times (the first
-        steps, slowed by start-up, are left out), so the estimate follows the machine's load.
+        The step time is the wall time since the last calibration point divided by the steps made
+        since (the first step, slowed by start-up, is left out); wall time, because on a GPU a step's
+        host time is only its launch. Re-estimated every 5 × ``budget_calibration_steps`` steps, so it
+        follows the machine's load. Under torchrun every rank uses the slowest rank's figures, so all
+        ranks stop, validate and read losses at the same steps.
         """
-        recent = step_times[-self.budget_calibration_steps:]
-        per_step = float(np.median(recent))
+        since, first = calibration
+        per_step = (time.perf_counter() - since) / max(self.step - first, 1)
+        per_step, elapsed = all_reduce_max([per_step, elapsed], self.distributed, self.device)
         # Validation and checkpoints cost about one step each per val_every steps.
         per_step *= 1 + 1.0 / max(self.val_every, 1)
         affordable = self.step + int(max(self.time_budget_s - elapsed, 0) / per_step)
         target = max(min(affordable, self.requested_steps), self.step + 1)
         if target != self.num_steps:
-            first = self.requested_steps == self.num_steps
-            logger.log(logging.INFO if first else logging.DEBUG, "Time budget %.0f s (%.0f s used, %.2f s/step): "
+            first_fit = self.requested_steps == self.num_steps
+            logger.log(logging.INFO if first_fit else logging.DEBUG, "Time budget %.0f s (%.0f s used, %.2f s/step): "
                        "training %d steps.", self.time_budget_s, elapsed, per_step, target)
             self.num_steps = target
             self.val_every = min(self.val_every, max(self.num_steps // 4, 1))

@@ -50,6 +50,15 @@ def all_reduce_mean(value: float, context: DistributedContext, device: torch.dev
     return float(tensor.item()) / context.world_size
 
 
+def all_reduce_max(values: list[float], context: DistributedContext, device: torch.device) -> list[float]:
+    """Element-wise maximum over ranks (every rank gets the same numbers)."""
+    if not context.enabled:
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor.tolist()
+
+
 def all_reduce_mean_tensor(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
     """Mean over ranks of a tensor on the training device (one all-reduce for many values)."""
     if not context.enabled:
