@@ -309,6 +309,27 @@ def test_kill_9_during_prediction_then_continue_gives_the_same_maps(env, tmp_pat
         assert (out / map_path.name).read_bytes() == map_path.read_bytes()
 
 
+def test_kill_9_during_prediction_with_background_processes_leaves_no_worker(env, tmp_path, capsys):
+    root, name = env
+    out = tmp_path / "maps"
+    argv = [str(a) for a in predict_argv(root, name, out)] + ["-np", "2"]
+    process = subprocess.Popen([sys.executable, "-m", "disyre_v2.run.predict", *argv], env=dict(os.environ),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, children = time.time() + 120, []
+    while time.time() < deadline and process.poll() is None and len(children) < 3:
+        children = _children(process.pid)  # the two workers and multiprocessing's resource tracker
+        time.sleep(0.05)
+    assert len(children) >= 3, "the background processes never started"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)], "background processes outlived the killed predictor"
+    assert run(predict_cli.main, predict_argv(root, name, out, "--continue"), capsys)[0] == 0
+    assert not temporaries(out)
+
+
 def test_stray_and_unfinished_run_folders_are_skipped_with_a_warning(env, tmp_path, capsys, caplog):
     root, name = env
     folder = model_folder(root, name)

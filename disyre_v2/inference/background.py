@@ -7,9 +7,12 @@ parent's torch threads or CUDA context.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterator
+
+from disyre_v2.training.worker_lifetime import die_with_parent
 
 
 class InlineExecutor(Executor):
@@ -33,7 +36,9 @@ def background_pool(num_workers: int) -> Iterator[Executor]:
     if num_workers == 0:
         yield InlineExecutor()
         return
-    pool = ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"))
+    # A worker must not outlive this process, whatever kills it (kill -9 included).
+    pool = ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
     try:
         yield pool
     except BaseException:
