@@ -43,6 +43,7 @@ from disyre_v2.planning.defaults import AUGMENTATION  # noqa: E402
 from disyre_v2.planning.plan_and_preprocess_api import plan_and_preprocess  # noqa: E402
 from disyre_v2.planning.plans import FINGERPRINT_FILE, load_plans, save_plans  # noqa: E402
 from disyre_v2.planning.planner import plan  # noqa: E402
+from disyre_v2.preprocessing.preprocessor import preprocessing_signature  # noqa: E402
 from disyre_v2.training.run_training import train  # noqa: E402
 
 BASE_CONFIGURATION = "2d_small"
@@ -118,10 +119,6 @@ def configuration_name(variant: str) -> str:
     return BASE_CONFIGURATION if not VARIANTS[owner].overrides else f"{BASE_CONFIGURATION}__{owner}"
 
 
-# What the preprocessed arrays depend on: a planner change to these needs preprocessing again.
-PREPROCESSING_KEYS = ("data_identifier", "spacing", "resample", "orientation", "normalization", "patch_size")
-
-
 def add_variant_configurations(preprocessed: Path, variants: list[str]) -> None:
     """Write each variant's configuration into plans.json. The base configuration is refreshed from
     the current planner first, so that ``planned`` always means today's default even in a working
@@ -130,10 +127,9 @@ def add_variant_configurations(preprocessed: Path, variants: list[str]) -> None:
     fingerprint = json.loads((preprocessed / FINGERPRINT_FILE).read_text())
     fresh = plan(fingerprint, [BASE_CONFIGURATION])["configurations"][BASE_CONFIGURATION]
     stored = plans["configurations"][BASE_CONFIGURATION]
-    changed = [key for key in PREPROCESSING_KEYS if stored.get(key) != fresh.get(key)]
-    if changed:
-        raise SystemExit(f"{preprocessed}: the planner now gives other {', '.join(changed)} for "
-                         f"{BASE_CONFIGURATION}; re-run the benchmark in a new -o folder.")
+    if preprocessing_signature(stored) != preprocessing_signature(fresh):
+        raise SystemExit(f"{preprocessed}: the planner now preprocesses {BASE_CONFIGURATION} differently; "
+                         f"re-run the benchmark in a new -o folder.")
     if stored != fresh:
         logging.getLogger(__name__).warning("%s: %s refreshed from the current planner (the `planned` variant "
                                             "is today's default).", preprocessed / "plans.json", BASE_CONFIGURATION)

@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # measure this checkout, whatever copy is installed
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import network_throughput  # noqa: E402  (benchmarks/network_throughput.py)
 
 DATASET_ID = 989
 
@@ -69,19 +70,6 @@ def synchronize(device: torch.device) -> None:
 
 def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-
-
-def forward_flops(network_plans: dict, patch: list[int]) -> int:
-    from disyre_v2.training.network.builder import build_network
-
-    with torch.device("meta"):
-        model = build_network(network_plans)
-        x = torch.zeros(1, network_plans["kwargs"]["in_channels"], *patch)
-        t = torch.zeros(1, dtype=torch.long)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        model(x, t)
-    return counter.get_total_flops()
 
 
 def random_network(network_plans: dict, device: torch.device) -> torch.nn.Module:
@@ -262,7 +250,7 @@ def main() -> None:
     config = plans["configurations"][configuration]
     network_plans = copy.deepcopy(config["network"])
     patch, channels = config["patch_size"], network_plans["kwargs"]["in_channels"]
-    flops = forward_flops(network_plans, patch)
+    flops = network_throughput.forward_flops(network_plans["kwargs"], patch[0])  # square patches
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     print(f"\n{name}, torch {torch.__version__}, configuration {configuration} (P = {patch[0]}, {channels} channel(s), "
           f"{flops / 1e9:.2f} GFLOP per sample forward), {spacing} mm synthetic cases\n", flush=True)

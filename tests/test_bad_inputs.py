@@ -23,7 +23,7 @@ from disyre_v2.run import predict as predict_cli
 from disyre_v2.run import train as train_cli
 from tests.nifti_factory import write_nifti
 from tests.planning_test_data import write_raw_dataset
-from tests.trainer_fixtures import make_preprocessed_dataset
+from tests.trainer_fixtures import make_preprocessed_dataset, point_environment_at
 
 USER_ERROR = 2
 
@@ -66,10 +66,7 @@ def trained(tmp_path_factory):
 @pytest.fixture
 def env(trained, monkeypatch, tmp_path):
     root, name = trained
-    monkeypatch.setenv("DISYRE_raw", str(root / "raw"))
-    monkeypatch.setenv("DISYRE_preprocessed", str(root / "pre"))
-    monkeypatch.setenv("DISYRE_results", str(root / "res"))
-    monkeypatch.setenv("DISYRE_n_proc_DA", "0")
+    point_environment_at(monkeypatch, root)
     return root, name
 
 

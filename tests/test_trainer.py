@@ -9,7 +9,7 @@ from disyre_v2.training.trainer.checkpoint import IncompatibleCheckpointError, l
 from disyre_v2.training.trainer.lr_schedule import warmup_cosine_factor
 from disyre_v2.training.trainer.registry import get_trainer_class
 from disyre_v2.run import train as cli
-from tests.trainer_fixtures import make_preprocessed_dataset
+from tests.trainer_fixtures import make_preprocessed_dataset, point_environment_at
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,7 @@ def dataset(tmp_path_factory):
 @pytest.fixture
 def env(dataset, monkeypatch, tmp_path):
     root, name = dataset
-    monkeypatch.setenv("DISYRE_raw", str(root / "raw"))
-    monkeypatch.setenv("DISYRE_preprocessed", str(root / "pre"))
-    monkeypatch.setenv("DISYRE_results", str(tmp_path / "results"))
-    monkeypatch.setenv("DISYRE_n_proc_DA", "0")
+    point_environment_at(monkeypatch, root, results=tmp_path / "results")
     return tmp_path / "results" / name
 
 

@@ -28,3 +28,12 @@ def make_preprocessed_dataset(root: Path, channels=("T1",), n_train: int = 5, n_
     config["training"]["warmup_steps"] = 2
     plans_path.write_text(json.dumps(plans, indent=2))  # editing plans by hand is supported
     return out.name
+
+
+def point_environment_at(patch, root: Path, results: Path | None = None) -> None:
+    """DISYRE_raw/_preprocessed/_results at ``root``'s raw, pre and res folders (``results``
+    instead of res when given), with in-process augmentation."""
+    patch.setenv("DISYRE_raw", str(root / "raw"))
+    patch.setenv("DISYRE_preprocessed", str(root / "pre"))
+    patch.setenv("DISYRE_results", str(results if results is not None else root / "res"))
+    patch.setenv("DISYRE_n_proc_DA", "0")

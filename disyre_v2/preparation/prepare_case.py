@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import SimpleITK as sitk
 
 from disyre_v2.errors import UserError
 from disyre_v2.imageio.reader import read_sitk_image
 from disyre_v2.preparation.bias_field import correct_bias_field
 from disyre_v2.preparation.registration import check_registration, register, resample_onto
-from disyre_v2.preparation.template import Template
+from disyre_v2.preparation.template import Template, mask_volume_ml
 
 # Registered brain volume ÷ the template's: an adult brain lies well inside this range; outside it
 # the registration or the mask is wrong.
@@ -56,7 +55,8 @@ def prepare_scan(channel_paths: Sequence[Path | str], template: Template, *, mas
     if bias_correction:
         channels = [correct_bias_field(channel, scan=str(path)) for channel, path in zip(channels, channel_paths)]
     fixed_mask = template.brain if template.whole_head and mask_path is not None else None
-    moving = channels[0] * sitk.Cast(brain, sitk.sitkFloat32) if template.whole_head is False else channels[0]
+    # Against a skull-stripped template, register the scan's brain only.
+    moving = channels[0] if template.whole_head else channels[0] * sitk.Cast(brain, sitk.sitkFloat32)
     registration = register(template.image, moving, fixed_mask=fixed_mask, seed=seed, scan=name)
     check_registration(registration, name)
     transforms: list[sitk.Transform] = [registration.transform]
@@ -66,8 +66,7 @@ def prepare_scan(channel_paths: Sequence[Path | str], template: Template, *, mas
         transforms.append(sitk.CompositeTransform([to_first, registration.transform]))
     images = [resample_onto(channel, template.image, transform) for channel, transform in zip(channels, transforms)]
     brain_on_template = resample_onto(brain, template.image, registration.transform, labels=True)
-    ratio = (float(sitk.GetArrayViewFromImage(brain_on_template).sum()) * np.prod(template.image.GetSpacing())
-             / 1000.0 / template.brain_volume_ml)
+    ratio = mask_volume_ml(brain_on_template) / template.brain_volume_ml
     low, high = BRAIN_VOLUME_RATIO_RANGE
     if not low <= ratio <= high:
         raise UserError(f"after registration the brain holds {ratio:.2f}× the template's brain volume "

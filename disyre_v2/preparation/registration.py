@@ -53,7 +53,9 @@ def _linear_part(transform: sitk.Transform) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
-def _method(seed: int) -> sitk.ImageRegistrationMethod:
+def _optimise(transform: sitk.Transform, fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None,
+              seed: int) -> float:
+    """Optimise ``transform`` in place; returns the final metric value."""
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
     method.SetMetricSamplingStrategy(method.RANDOM)
@@ -64,7 +66,11 @@ def _method(seed: int) -> sitk.ImageRegistrationMethod:
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetShrinkFactorsPerLevel(list(SHRINK_FACTORS))
     method.SetSmoothingSigmasPerLevel(list(SMOOTHING_SIGMAS))
-    return method
+    if fixed_mask is not None:
+        method.SetMetricFixedMask(sitk.Cast(fixed_mask > 0, sitk.sitkUInt8))
+    method.SetInitialTransform(transform, inPlace=True)
+    method.Execute(fixed, moving)
+    return float(method.GetMetricValue())
 
 
 def register(fixed: sitk.Image, moving: sitk.Image, *, rigid_only: bool = False, fixed_mask: sitk.Image | None = None,
@@ -85,24 +91,14 @@ def _register(fixed: sitk.Image, moving: sitk.Image, rigid_only: bool, fixed_mas
     moving = sitk.Cast(moving, sitk.sitkFloat32)
     rigid = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
                                               sitk.CenteredTransformInitializerFilter.MOMENTS)
-    method = _method(seed)
-    if fixed_mask is not None:
-        method.SetMetricFixedMask(sitk.Cast(fixed_mask > 0, sitk.sitkUInt8))
-    method.SetInitialTransform(rigid, inPlace=True)
-    method.Execute(fixed, moving)
+    metric = _optimise(rigid, fixed, moving, fixed_mask, seed)
     result: sitk.Transform = rigid
     if not rigid_only:
-        affine = sitk.AffineTransform(3)
-        affine.SetCenter(rigid.GetCenter())
-        affine.SetMatrix(rigid.GetMatrix())
-        affine.SetTranslation(rigid.GetTranslation())
-        method = _method(seed)
-        if fixed_mask is not None:
-            method.SetMetricFixedMask(sitk.Cast(fixed_mask > 0, sitk.sitkUInt8))
-        method.SetInitialTransform(affine, inPlace=True)
-        method.Execute(fixed, moving)
-        result = affine
-    metric = float(method.GetMetricValue())
+        result = sitk.AffineTransform(3)
+        result.SetCenter(rigid.GetCenter())
+        result.SetMatrix(rigid.GetMatrix())
+        result.SetTranslation(rigid.GetTranslation())
+        metric = _optimise(result, fixed, moving, fixed_mask, seed)
     return Registration(result, metric, float(np.linalg.det(_linear_part(result))))
 
 

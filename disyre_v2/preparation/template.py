@@ -29,8 +29,13 @@ class Template:
 
     @property
     def brain_volume_ml(self) -> float:
-        voxel_ml = float(np.prod(self.brain.GetSpacing())) / 1000.0
-        return float(sitk.GetArrayViewFromImage(self.brain).sum()) * voxel_ml
+        return mask_volume_ml(self.brain)
+
+
+def mask_volume_ml(mask: sitk.Image) -> float:
+    """Volume of a mask's non-zero voxels in millilitres."""
+    voxel_ml = float(np.prod(mask.GetSpacing())) / 1000.0
+    return float(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) * voxel_ml
 
 
 def load_template(name_or_path: str | Path = DEFAULT_TEMPLATE, mask_path: str | Path | None = None) -> Template:

@@ -45,9 +45,7 @@ def init_distributed(device_type: str) -> DistributedContext:
 def all_reduce_mean(value: float, context: DistributedContext, device: torch.device) -> float:
     if not context.enabled:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / context.world_size
+    return float(all_reduce_mean_tensor(torch.tensor([value], dtype=torch.float64, device=device), context).item())
 
 
 def all_reduce_max(values: list[float], context: DistributedContext, device: torch.device) -> list[float]:
