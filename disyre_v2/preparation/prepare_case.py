@@ -1,14 +1,17 @@
-"""One scan onto the template: (bias correction) → registration → every channel, the brain mask and
-the label on the template's grid, with the forward transform kept for the way back.
+"""One scan onto the template: reorientation → (bias correction) → skull stripping → registration →
+every channel, the brain mask and the label on the template's grid, with the forward transform kept
+for the way back.
 
 Steps, in the order of the UPD preprocessing the paper's data went through:
-1. each channel is read on its own grid; optional N4 bias-field correction;
-2. the first channel is registered to the template (rigid, then affine); every other channel is
+1. each channel is read and its voxel axes reordered to the template's orientation; optional N4
+   bias-field correction;
+2. the brain: a given mask file, ROBEX's mask, the template's mask carried back through a
+   whole-head registration, or (already stripped scans) the first channel's non-zero voxels;
+3. the first channel is registered to the template (rigid, then affine); every other channel is
    registered rigidly to the first and its transform composed with the first's, so all channels land
    on the template together;
-3. images are resampled linearly onto the template's grid, the brain mask and the label with nearest
-   neighbour; the mask is the given brain mask, or the first channel's non-zero voxels (a scan whose
-   skull is already removed).
+4. images are resampled linearly onto the template's grid, the brain mask and the label with nearest
+   neighbour.
 A brain whose volume on the template grid is far from the template's, or a registration that
 ``check_registration`` refuses, is an error naming the scan.
 """
@@ -24,6 +27,7 @@ from disyre_v2.errors import UserError
 from disyre_v2.imageio.reader import read_sitk_image
 from disyre_v2.preparation.bias_field import correct_bias_field
 from disyre_v2.preparation.registration import check_registration, register, resample_onto
+from disyre_v2.preparation.skull_strip import SKULL_STRIP_MODES, carried_template_mask, check_brain, robex_mask
 from disyre_v2.preparation.template import Template, mask_volume_ml
 
 # Registered brain volume ÷ the template's: an adult brain lies well inside this range; outside it
@@ -33,39 +37,85 @@ BRAIN_VOLUME_RATIO_RANGE = (0.6, 1.6)
 
 @dataclass
 class PreparedScan:
-    images: list[sitk.Image]  # one per channel, float32, on the template grid
+    images: list[sitk.Image]  # one per channel, float32, on the template grid, 0 outside the brain
     brain: sitk.Image  # uint8 on the template grid
     label: sitk.Image | None  # on the template grid (nearest neighbour)
     transform: sitk.Transform  # template point -> first channel's native point
     metric: float
+    head: sitk.Image  # the first channel on the template grid before masking (for the QA figure)
+    native_grid: sitk.Image  # an empty image with the first channel file's own grid (the way back)
+    brain_volume_ratio: float
+    native_brain: sitk.Image  # the brain mask on the first channel's grid (reoriented like the template)
+    channel_transforms: list[sitk.Transform]  # per channel: template point -> that channel's native point
+
+
+def reorient_like(image: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    """``image`` with its voxel axes in ``reference``'s orientation (an IXI scan stored sagittally
+    becomes axial like the template). Only the storage order changes: every voxel keeps its physical
+    point, so transforms and the way back to the file's own grid are unaffected."""
+    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(reference.GetDirection())
+    return sitk.DICOMOrient(image, orientation)
+
+
+def empty_like(image: sitk.Image) -> sitk.Image:
+    grid = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    grid.CopyInformation(image)
+    return grid
 
 
 def prepare_scan(channel_paths: Sequence[Path | str], template: Template, *, mask_path: Path | str | None = None,
-                 label_path: Path | str | None = None, bias_correction: bool = False, seed: int = 0) -> PreparedScan:
-    """Bring one case (its channel files, optional brain mask and label) onto ``template``."""
+                 label_path: Path | str | None = None, bias_correction: bool = False, skull_strip: str = "none",
+                 seed: int = 0) -> PreparedScan:
+    """Bring one case (its channel files, optional brain mask and label) onto ``template``.
+
+    ``skull_strip`` finds the brain of a whole-head scan (``robex``, ``template``) or takes the scan
+    as already stripped (``none``); a given brain mask file is used as it is in every mode."""
     if not channel_paths:
         raise ValueError("prepare_scan needs at least one channel file.")
+    if skull_strip not in SKULL_STRIP_MODES:
+        raise ValueError(f"unknown skull stripping {skull_strip!r}; choose one of {', '.join(SKULL_STRIP_MODES)}")
+    if skull_strip == "template" and not template.whole_head:
+        raise UserError(f"--skull_strip template needs a whole-head template with a brain mask; {template.name} "
+                        f"is skull-stripped", template.name,
+                        "give --template HEAD.nii.gz --template_mask BRAIN.nii.gz, or use --skull_strip robex")
     name = str(channel_paths[0])
-    channels = [sitk.Cast(read_sitk_image(path), sitk.sitkFloat32) for path in channel_paths]
-    brain = (sitk.Cast(read_sitk_image(mask_path) > 0, sitk.sitkUInt8) if mask_path is not None
-             else sitk.Cast(channels[0] > 0, sitk.sitkUInt8))
-    if not sitk.GetArrayViewFromImage(brain).any():
-        raise UserError("the brain mask is empty", mask_path or name,
-                        "give the scan's brain mask, or a skull-stripped scan whose brain is non-zero")
+    originals = [read_sitk_image(path) for path in channel_paths]
+    native_grid = empty_like(originals[0])
+    channels = [reorient_like(sitk.Cast(image, sitk.sitkFloat32), template.image) for image in originals]
     if bias_correction:
         channels = [correct_bias_field(channel, scan=str(path)) for channel, path in zip(channels, channel_paths)]
-    fixed_mask = template.brain if template.whole_head and mask_path is not None else None
-    # Against a skull-stripped template, register the scan's brain only.
-    moving = channels[0] if template.whole_head else channels[0] * sitk.Cast(brain, sitk.sitkFloat32)
-    registration = register(template.image, moving, fixed_mask=fixed_mask, seed=seed, scan=name)
-    check_registration(registration, name)
+    registration = None
+    if mask_path is not None:
+        brain = reorient_like(sitk.Cast(read_sitk_image(mask_path) > 0, sitk.sitkUInt8), template.image)
+        brain = check_brain(brain, str(mask_path), "the mask file")
+    elif skull_strip == "robex":
+        brain = check_brain(robex_mask(channels[0], seed=seed, scan=name), name, "ROBEX")
+    elif skull_strip == "template":
+        # The whole head against the whole-head template; its brain mask comes back with the inverse.
+        registration = register(template.image, channels[0], seed=seed, scan=name)
+        check_registration(registration, name)
+        brain = check_brain(carried_template_mask(template.brain, channels[0], registration.transform), name,
+                            "the template")
+    else:
+        brain = check_brain(sitk.Cast(channels[0] > 0, sitk.sitkUInt8), name, "the scan's non-zero voxels "
+                            "(--skull_strip none takes the scan as already skull-stripped)")
+    if registration is None:
+        # A whole-head template: the head, with the metric read inside the template's brain. A
+        # skull-stripped template: the scan's brain only.
+        fixed_mask = template.brain if template.whole_head else None
+        moving = channels[0] if template.whole_head else channels[0] * sitk.Cast(brain, sitk.sitkFloat32)
+        registration = register(template.image, moving, fixed_mask=fixed_mask, seed=seed, scan=name)
+        check_registration(registration, name)
     transforms: list[sitk.Transform] = [registration.transform]
     for channel, path in zip(channels[1:], channel_paths[1:]):
         # Template -> first channel (affine), then first channel -> this channel (rigid).
         to_first = register(channels[0], channel, rigid_only=True, seed=seed, scan=str(path)).transform
-        transforms.append(sitk.CompositeTransform([to_first, registration.transform]))
+        transforms.append(sitk.CompositeTransform([to_first, registration.transform]))  # applied last to first
     images = [resample_onto(channel, template.image, transform) for channel, transform in zip(channels, transforms)]
-    brain_on_template = resample_onto(brain, template.image, registration.transform, labels=True)
+    if skull_strip == "template" and mask_path is None:
+        brain_on_template = sitk.Cast(template.brain, sitk.sitkUInt8)
+    else:
+        brain_on_template = resample_onto(brain, template.image, registration.transform, labels=True)
     ratio = mask_volume_ml(brain_on_template) / template.brain_volume_ml
     low, high = BRAIN_VOLUME_RATIO_RANGE
     if not low <= ratio <= high:
@@ -76,7 +126,8 @@ def prepare_scan(channel_paths: Sequence[Path | str], template: Template, *, mas
     if label_path is not None:
         label = resample_onto(read_sitk_image(label_path), template.image, registration.transform, labels=True)
     masked = [sitk.Mask(image, brain_on_template) for image in images]
-    return PreparedScan(masked, brain_on_template, label, registration.transform, registration.metric)
+    return PreparedScan(masked, brain_on_template, label, registration.transform, registration.metric, images[0],
+                        native_grid, ratio, brain, transforms)
 
 
 def to_native(image_on_template: sitk.Image, native_reference: sitk.Image, transform: sitk.Transform, *,

@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "else any channel > 0)")
     parser.add_argument("--save_restorations", action="store_true",
                         help="also write the restored images to OUT/restorations/CASE_XXXX.nii.gz")
+    parser.add_argument("--native_space", default=None, metavar="PREPARED",
+                        help="output folder of disyre_v2_prepare (or of a converter run with --prepare) the input "
+                        "cases were prepared into: also write each map on the case's original scan grid, "
+                        "OUT/native/CASE.nii.gz, through the inverse of its stored transform")
     parser.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
     parser.add_argument("--batch_windows", type=int_at_least(1), default=None,
                         help="windows per forward pass, >= 1, each expanded over the ensemble levels (default: 32 "
@@ -89,7 +93,7 @@ def _run(args: argparse.Namespace) -> None:
     writable_folder(args.output, "-o")  # before the first case is scored
     written = predict_folder(predictor, args.input, args.output, masks_folder=args.masks,
                              save_restorations=args.save_restorations, resume=args.resume,
-                             num_parts=args.num_parts, part_id=args.part_id,
+                             num_parts=args.num_parts, part_id=args.part_id, native_space=args.native_space,
                              num_workers=args.num_processes if args.num_processes is not None
                              else (2 if args.device == "cuda" else 0))
     print(f"Wrote {len(written)} anomaly map(s) to {args.output}")

@@ -1,0 +1,68 @@
+"""Anomaly maps back on the patient's own scan (disyre_v2_predict --native_space PREPARED).
+
+disyre_v2_prepare stored, per case, the forward transform (template point → native point of the
+first channel, ``preparation/CASE.tfm``) and the native grid (``preparation/CASE.json``). A map on
+the template grid is resampled onto the native grid through the transform's inverse (exact for an
+affine), linearly, so it overlays the scan the clinician opened, with that file's affine.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from disyre_v2.errors import UserError
+from disyre_v2.preparation import PREPARATION_FOLDER
+from disyre_v2.imageio.geometry import Geometry
+
+NATIVE_FOLDER = "native"
+
+
+@dataclass(frozen=True)
+class NativeSpace:
+    """What carries one case's maps back: the native grid and the forward transform file."""
+
+    case_id: str
+    grid: Geometry
+    transform_file: Path
+
+    def resample(self, array: np.ndarray, geometry: Geometry, *, labels: bool = False) -> sitk.Image:
+        """``array`` (Z, Y, X) on the template-space ``geometry`` → an image on the native grid."""
+        image = geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(array)))
+        reference = self.grid.apply_to(sitk.Image(list(self.grid.size), sitk.sitkUInt8))
+        inverse = sitk.ReadTransform(str(self.transform_file)).GetInverse()
+        interpolator = sitk.sitkNearestNeighbor if labels else sitk.sitkLinear
+        pixel = image.GetPixelID() if labels else sitk.sitkFloat32
+        return sitk.Resample(image, reference, inverse, interpolator, 0.0, pixel)
+
+
+def preparation_folder(prepared: Path | str) -> Path:
+    """``PREPARED/preparation`` (or PREPARED itself when it is that folder)."""
+    prepared = Path(prepared)
+    folder = prepared if prepared.name == PREPARATION_FOLDER else prepared / PREPARATION_FOLDER
+    if not folder.is_dir():
+        raise UserError("no preparation/ folder with the cases' transforms", prepared,
+                        "give the output folder of disyre_v2_prepare (or of a converter run with --prepare)")
+    return folder
+
+
+def load_native_spaces(prepared: Path | str, case_ids: Sequence[str]) -> dict[str, NativeSpace]:
+    """The native space of every case, checked before any prediction starts."""
+    folder = preparation_folder(prepared)
+    spaces = {}
+    for case_id in case_ids:
+        record_file = folder / f"{case_id}.json"
+        if not record_file.is_file():
+            raise UserError(f"case {case_id} has no preparation record", record_file,
+                            "predict cases prepared by disyre_v2_prepare into that folder, or drop --native_space")
+        record = json.loads(record_file.read_text())
+        transform_file = folder / record.get("transform", f"{case_id}.tfm")
+        if not transform_file.is_file():
+            raise UserError(f"case {case_id} has no transform file", transform_file,
+                            "prepare the case again (its preparation is incomplete)")
+        spaces[case_id] = NativeSpace(case_id, Geometry.from_dict(record["native_grid"]), transform_file)
+    return spaces

@@ -1,0 +1,159 @@
+"""disyre_v2_prepare on real whole-head anatomy (ROBEX's reference head, warped by known affines):
+alignment, skull stripping, channels, the way back to native space, and bad input."""
+import json
+
+import nibabel
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from disyre_v2.inference.native_space import load_native_spaces
+from disyre_v2.imageio.geometry import Geometry
+from disyre_v2.preparation.prepare_case import prepare_scan
+from disyre_v2.run import prepare as cli
+from tests.head_anatomy import (
+    alignment_error_mm,
+    dice,
+    head_and_mask,
+    head_template,
+    known_affine,
+    warped_head,
+    write_template,
+)
+
+
+def native_mask_on(grid: sitk.Image, mask: sitk.Image) -> np.ndarray:
+    """A mask with the same physical extent (maybe another axis order) as an array on ``grid``."""
+    return sitk.GetArrayFromImage(sitk.Resample(mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0)) > 0
+
+
+@pytest.mark.parametrize("seed, sagittal", [(1, False), (2, True), (3, False)])
+def test_template_skull_stripping_recovers_known_affines(tmp_path, seed, sagittal):
+    truth = known_affine(seed)
+    head, brain = warped_head(truth, sagittal=sagittal)
+    path = str(tmp_path / "head_0000.nii.gz")
+    sitk.WriteImage(head, path)
+    scan = prepare_scan([path], head_template(), skull_strip="template", seed=seed)
+    assert alignment_error_mm(scan.transform, truth) <= 2.0
+    assert dice(native_mask_on(head, scan.native_brain), sitk.GetArrayFromImage(brain)) >= 0.95
+    assert scan.images[0].GetSize() == head_and_mask()[0].GetSize()
+    # The scan is stored in the template's orientation; the record keeps the file's own (sagittal) grid.
+    assert Geometry.from_image(scan.native_grid) == Geometry.from_image(sitk.ReadImage(path))
+
+
+def test_robex_finds_the_brain_of_a_warped_head(tmp_path):
+    truth = known_affine(4)
+    head, brain = warped_head(truth, spacing=2.0)
+    path = str(tmp_path / "head_0000.nii.gz")
+    sitk.WriteImage(head, path)
+    scan = prepare_scan([path], head_template(2.0), skull_strip="robex")
+    assert dice(native_mask_on(head, scan.native_brain), sitk.GetArrayFromImage(brain)) >= 0.95
+    assert alignment_error_mm(scan.transform, truth, spacing=2.0) <= 2.0
+
+
+def test_a_t2_moved_rigidly_from_its_t1_lands_on_it(tmp_path):
+    truth = known_affine(5)
+    t1, _ = warped_head(truth)
+    motion = sitk.Euler3DTransform()  # T1 native point -> T2 native point
+    motion.SetCenter(truth.TransformPoint(tuple(np.array(head_and_mask()[0].GetOrigin()) + 100)))
+    motion.SetRotation(*np.deg2rad([4.0, -6.0, 3.0]))
+    motion.SetTranslation((6.0, -4.0, 8.0))
+    array = sitk.GetArrayFromImage(t1)
+    inverted = sitk.GetImageFromArray(np.where(array > 0, array.max() * 1.2 - array, 0).astype(np.float32))
+    inverted.CopyInformation(t1)  # a T2-like contrast of the same head
+    t2 = sitk.Resample(inverted, t1, motion.GetInverse(), sitk.sitkLinear, 0.0)
+    paths = [str(tmp_path / "a_0000.nii.gz"), str(tmp_path / "a_0001.nii.gz")]
+    sitk.WriteImage(t1, paths[0])
+    sitk.WriteImage(t2, paths[1])
+    scan = prepare_scan(paths, head_template(), skull_strip="template")
+    t2_truth = sitk.CompositeTransform([motion, truth])  # template -> T1 native -> T2 native
+    assert alignment_error_mm(scan.channel_transforms[1], t2_truth) <= 1.5
+
+
+def write_raw_case(folder, case, truth, sagittal=False):
+    """imagesTs/CASE_0000 (a warped head) and labelsTs/CASE (a 'lesion' drawn in native space)."""
+    head, brain = warped_head(truth, sagittal=sagittal)
+    (folder / "imagesTs").mkdir(parents=True, exist_ok=True)
+    (folder / "labelsTs").mkdir(exist_ok=True)
+    sitk.WriteImage(head, str(folder / "imagesTs" / f"{case}_0000.nii.gz"))
+    inside = np.argwhere(sitk.GetArrayFromImage(brain) > 0)
+    middle = inside[len(inside) // 3]
+    zyx = np.indices(sitk.GetArrayFromImage(brain).shape)
+    radius = np.linalg.norm((zyx - middle[:, None, None, None]) * np.array(head.GetSpacing())[::-1, None, None, None],
+                            axis=0)
+    label = sitk.GetImageFromArray(((radius <= 12.0) & (sitk.GetArrayFromImage(brain) > 0)).astype(np.uint8))
+    label.CopyInformation(head)
+    sitk.WriteImage(label, str(folder / "labelsTs" / f"{case}.nii.gz"))
+    return head
+
+
+def test_a_lesion_drawn_in_native_space_comes_back_where_it_was(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "prepared"
+    head = write_raw_case(raw, "p1", known_affine(6), sagittal=True)
+    (raw / "dataset.json").write_text(json.dumps({"name": "Raw", "channel_names": {"0": "T1"}, "labels": {},
+                                                  "file_ending": ".nii.gz", "numTraining": 0, "numTest": 1}))
+    template, template_mask = write_template(tmp_path)
+    assert cli.main(["-i", str(raw), "-o", str(out), "--skull_strip", "template", "--template", template,
+                     "--template_mask", template_mask]) == 0
+    for name in ("imagesTs/p1_0000.nii.gz", "masksTs/p1.nii.gz", "labelsTs/p1.nii.gz", "preparation/p1.tfm",
+                 "preparation/p1_qa.png", "preparation/p1.json", "preparation/options.json"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "dataset.json").read_text())["numTest"] == 1
+    record = json.loads((out / "preparation" / "p1.json").read_text())
+    assert record["mutual_information"] > 0.5 and 0.9 < record["brain_volume_ratio"] < 1.1
+    # An identity "prediction": the label on the template grid, carried back to the native grid.
+    on_template = sitk.ReadImage(str(out / "labelsTs" / "p1.nii.gz"), sitk.sitkFloat32)
+    space = load_native_spaces(out, ["p1"])["p1"]
+    back = space.resample(sitk.GetArrayFromImage(on_template), Geometry.from_image(on_template))
+    sitk.WriteImage(back, str(tmp_path / "back.nii.gz"))
+    native_label = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "labelsTs" / "p1.nii.gz")))
+    assert dice(sitk.GetArrayFromImage(back) > 0.5, native_label) >= 0.9
+    written, original = nibabel.load(str(tmp_path / "back.nii.gz")), nibabel.load(str(raw / "imagesTs" / "p1_0000.nii.gz"))
+    assert written.shape == original.shape
+    assert np.allclose(written.affine, original.affine, atol=1e-4)
+
+
+def write_scan(path, array, spacing=(3.0, 3.0, 3.0)):
+    image = sitk.GetImageFromArray(np.asarray(array, np.float32))
+    image.SetSpacing(spacing[: image.GetDimension()])
+    sitk.WriteImage(image, str(path))
+
+
+def test_bad_scans_are_named_while_the_good_one_is_prepared_and_nothing_partial_is_left(tmp_path, capsys):
+    raw, out = tmp_path / "flat", tmp_path / "prepared"
+    raw.mkdir()
+    head, _ = warped_head(known_affine(7))
+    sitk.WriteImage(head, str(raw / "good_0000.nii.gz"))
+    rng = np.random.default_rng(0)
+    write_scan(raw / "noise_0000.nii.gz", rng.uniform(0, 1000, (60, 70, 60)))
+    write_scan(raw / "flat2d_0000.nii.gz", rng.uniform(0, 1000, (70, 60)))
+    (raw / "empty_0000.nii.gz").write_bytes(b"")
+    template, template_mask = write_template(tmp_path)
+    args = ["-i", str(raw), "-o", str(out), "--skull_strip", "template", "--template", template,
+            "--template_mask", template_mask]
+    assert cli.main(args + ["-np", "2"]) == 1
+    error = capsys.readouterr().err
+    assert "3 of 4 case(s) could not be prepared" in error
+    for case in ("noise", "flat2d", "empty"):
+        assert f"{case}: " in error and f"{case}_0000.nii.gz" in error
+    assert "2D" in error  # says why
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["good_0000.nii.gz", "masks/good.nii.gz", "preparation/good.json", "preparation/good.tfm",
+                       "preparation/good_qa.png", "preparation/options.json"]
+    # --continue skips the prepared case and tries the others again.
+    before = (out / "preparation" / "good.json").stat().st_mtime_ns
+    assert cli.main(args + ["--continue"]) == 1
+    assert (out / "preparation" / "good.json").stat().st_mtime_ns == before
+
+
+def test_a_missing_template_and_an_unusable_combination_are_named(tmp_path, capsys):
+    raw = tmp_path / "flat"
+    raw.mkdir()
+    sitk.WriteImage(warped_head(known_affine(8))[0], str(raw / "a_0000.nii.gz"))
+    assert cli.main(["-i", str(raw), "-o", str(tmp_path / "out"), "--template", str(tmp_path / "nope.nii.gz")]) == 2
+    assert "nope.nii.gz" in capsys.readouterr().err
+    assert not list((tmp_path / "out").rglob("*.nii.gz"))
+    # Template skull stripping needs a whole-head template: the default MNI152 is skull-stripped.
+    assert cli.main(["-i", str(raw), "-o", str(tmp_path / "out2"), "--skull_strip", "template"]) == 2
+    assert "whole-head template" in capsys.readouterr().err
+    assert not list((tmp_path / "out2").rglob("*.nii.gz"))
