@@ -157,3 +157,33 @@ def test_a_missing_template_and_an_unusable_combination_are_named(tmp_path, caps
     assert cli.main(["-i", str(raw), "-o", str(tmp_path / "out2"), "--skull_strip", "template"]) == 2
     assert "whole-head template" in capsys.readouterr().err
     assert not list((tmp_path / "out2").rglob("*.nii.gz"))
+
+
+def test_predict_native_space_writes_maps_on_the_original_scans(tmp_path):
+    from disyre_v2.inference.predict_folder import predict_folder
+    from tests.test_predictor import Constant, predictor
+
+    raw, prepared = tmp_path / "raw", tmp_path / "prepared"
+    truth = known_affine(9)
+    head = write_raw_case(raw, "p2", truth, sagittal=True)
+    template, template_mask = write_template(tmp_path)
+    assert cli.main(["-i", str(raw), "-o", str(prepared), "--skull_strip", "template", "--template", template,
+                     "--template_mask", template_mask]) == 0
+    # A network that restores everything to 0 scores each brain voxel by its own (normalised) intensity,
+    # so the native map must look like the native scan inside the brain.
+    maps = tmp_path / "maps"
+    predict_folder(predictor(Constant(0.0), score="singlestep", levels=[0]), prepared / "imagesTs", maps,
+                   native_space=prepared)
+    native = nibabel.load(str(maps / "native" / "p2.nii.gz"))
+    original = nibabel.load(str(raw / "imagesTs" / "p2_0000.nii.gz"))
+    assert native.shape == original.shape and np.allclose(native.affine, original.affine, atol=1e-4)
+    score = np.asarray(native.dataobj)
+    brain = score > 0
+    assert brain.sum() > 0.8 * np.count_nonzero(sitk.GetArrayFromImage(warped_head(truth)[1]))
+    assert np.corrcoef(score[brain], np.asarray(original.dataobj)[brain])[0, 1] > 0.9
+    # A case without a preparation record is refused before anything is scored.
+    (prepared / "preparation" / "p2.json").unlink()
+    with pytest.raises(ValueError, match="p2 has no preparation record"):
+        predict_folder(predictor(Constant(0.0), score="singlestep", levels=[0]), prepared / "imagesTs",
+                       tmp_path / "maps2", native_space=prepared)
+    assert not (tmp_path / "maps2").exists()

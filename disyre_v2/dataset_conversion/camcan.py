@@ -4,7 +4,9 @@ Reads the skull-stripped and registered derivatives ``sub-CC110033_T1w_stripped_
 (``_T2w_...`` for T2), found anywhere under the root: in one flat folder, nested per subject, or
 inside the BIDS tree. The BIDS scans themselves (``sub-CC110033/anat/sub-CC110033_T1w.nii.gz``) are
 whole-head and, between T1 and T2, not co-registered; training on them would teach the model that
-skull and neck are normal brain, so they are refused with a message saying what to do first.
+skull and neck are normal brain, so they are refused with a message saying what to do first, unless
+the converter runs with ``--prepare``: then they are skull-stripped and registered to the template
+first (T2 rigidly to T1), as disyre_v2_prepare does.
 
 Subjects named in a validation list go to imagesTs without labels: held-out healthy cases (the
 paper's 50 validation subjects), listed in dataset.json under ``validationCases``.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from disyre_v2.dataset_conversion.conversion_plan import (
     PlannedCase,
@@ -25,6 +27,9 @@ from disyre_v2.dataset_conversion.conversion_plan import (
     write_planned_cases,
 )
 from disyre_v2.dataset_conversion.file_search import find_by_suffix, index_niftis, key_matcher, require_folder
+
+if TYPE_CHECKING:
+    from disyre_v2.preparation.prepare_folder import PreparationOptions
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +56,21 @@ def plan_camcan(
     modalities: Sequence[str] = ("T1",),
     validation_ids: Sequence[str] = (),
     skip_incomplete: bool = False,
+    raw_scans: bool = False,
 ) -> list[PlannedCase]:
-    """The cases to write: one per subject with a derivative for every requested modality."""
+    """The cases to write: one per subject with a derivative for every requested modality; with
+    ``raw_scans`` (the converter's --prepare), the whole-head BIDS scans where they exist."""
     root = require_folder(root)
     modalities = normalise_modalities(modalities)
     files = index_niftis(root)
     derived = {m: find_by_suffix(files, f"_{MODALITIES[m]}{DERIVATIVE_SUFFIX}", SUBJECT_KEY) for m in modalities}
     raw = {m: find_by_suffix(files, f"_{MODALITIES[m]}", SUBJECT_KEY) for m in modalities}
 
+    if raw_scans and any(raw.values()):
+        derived = raw  # prepared (skull-stripped, registered) before conversion
+        suffix = ""
+    else:
+        suffix = DERIVATIVE_SUFFIX
     if not any(derived.values()):
         wanted = " and ".join(f"sub-CCxxxxxx_{MODALITIES[m]}{DERIVATIVE_SUFFIX}.nii[.gz]" for m in modalities)
         n_raw = sum(len(r) for r in raw.values())
@@ -68,7 +80,8 @@ def plan_camcan(
                 f"Found {n_raw} raw CamCAN scan(s) under {root} (e.g. {example}) but no skull-stripped, "
                 f"registered image. The raw scans are whole-head and T1/T2 are not co-registered: skull "
                 f"stripping (e.g. ROBEX) and affine registration (e.g. to the SRI24 atlas) are required "
-                f"first. Save the results as {wanted} (anywhere under -i) and run again."
+                f"first: run again with --prepare (e.g. --prepare --skull_strip robex), or save the results "
+                f"as {wanted} (anywhere under -i)."
             )
         raise FileNotFoundError(f"No CamCAN image under {root}: expected files named {wanted}.")
 
@@ -76,7 +89,7 @@ def plan_camcan(
     missing: dict[str, list[str]] = {}
     for subject in subjects:
         folder = next((derived[m][subject].parent for m in modalities if subject in derived[m]), None)
-        names = [expected_name(folder, f"sub-{subject}_{MODALITIES[m]}{DERIVATIVE_SUFFIX}")
+        names = [expected_name(folder, f"sub-{subject}_{MODALITIES[m]}{suffix}")
                  for m in modalities if subject not in derived[m]]
         if names:
             missing[subject] = names
@@ -112,20 +125,24 @@ def convert_camcan(
     overwrite: bool = False,
     skip_incomplete: bool = False,
     raw_base: Path | str | None = None,
+    preparation: PreparationOptions | None = None,
+    num_processes: int = 0,
 ) -> Path:
-    """Convert CamCAN's stripped and registered images into ``DatasetNNN_CamCAN_<modalities>``.
+    """Convert CamCAN's stripped and registered images into ``DatasetNNN_CamCAN_<modalities>``; with
+    ``preparation``, its raw BIDS scans, prepared onto the template first.
 
     Healthy subjects go to imagesTr (brain mask: any channel > 0); subjects in ``validation_list``
     go to imagesTs without labels. Returns the dataset folder.
     """
     modalities = normalise_modalities(modalities)
     validation_ids = read_id_list(validation_list, "--validation-list") if validation_list is not None else []
-    cases = plan_camcan(root, modalities, validation_ids, skip_incomplete)
+    cases = plan_camcan(root, modalities, validation_ids, skip_incomplete, raw_scans=preparation is not None)
     extra = {"validationCases": [c.case_id for c in cases if c.split == "Ts"]} if validation_list is not None else {}
     held_out = "; imagesTs holds held-out healthy validation subjects without labels" if extra else ""
     return write_planned_cases(
         cases, dataset_id, name or "CamCAN_" + "_".join(modalities), modalities,
-        overwrite=overwrite, raw_base=raw_base, progress_label="CamCAN",
+        overwrite=overwrite, raw_base=raw_base, progress_label="CamCAN", preparation=preparation,
+        num_processes=num_processes, skip_incomplete=skip_incomplete,
         description=f"CamCAN cc700 healthy subjects, skull-stripped and registered ({', '.join(modalities)}){held_out}.",
         **extra,
     )

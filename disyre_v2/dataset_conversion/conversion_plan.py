@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from tqdm import tqdm
 
 from disyre_v2.dataset_conversion.raw_dataset_writer import RawDatasetWriter
+
+if TYPE_CHECKING:
+    from disyre_v2.preparation.prepare_folder import PreparationOptions
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +110,33 @@ def write_planned_cases(
     labels: dict[str, int] | None = None,
     raw_base: Path | str | None = None,
     progress_label: str = "converting",
+    preparation: "PreparationOptions | None" = None,
+    num_processes: int = 0,
+    skip_incomplete: bool = False,
     **dataset_json_extra,
 ) -> Path:
-    """Copy the cases into ``DatasetNNN_Name`` (all or nothing); returns the dataset folder."""
+    """Copy the cases into ``DatasetNNN_Name`` (all or nothing); returns the dataset folder. With
+    ``preparation``, the cases are first prepared onto the template (see prepared_cases)."""
     if not cases:
         raise ValueError("No case to convert: every case was excluded or skipped; nothing was written.")
+    if preparation is None:
+        return _write(cases, dataset_id, name, channel_names, overwrite, description, labels, raw_base,
+                      progress_label, None, dataset_json_extra)
+    from disyre_v2.dataset_conversion.prepared_cases import prepared_cases
+    from disyre_v2.paths import raw_folder
+
+    base = Path(raw_base) if raw_base is not None else raw_folder()
+    with prepared_cases(cases, preparation, base, num_processes=num_processes,
+                        skip_incomplete=skip_incomplete) as (prepared, records):
+        if not prepared:
+            raise ValueError("No case could be prepared; nothing was written.")
+        description = f"{description} Prepared onto {preparation.template} (skull stripping: {preparation.skull_strip})."
+        return _write(prepared, dataset_id, name, channel_names, overwrite, description, labels, raw_base,
+                      progress_label, records, dataset_json_extra)
+
+
+def _write(cases, dataset_id, name, channel_names, overwrite, description, labels, raw_base, progress_label,
+           preparation_records: Path | None, dataset_json_extra: dict) -> Path:
     with RawDatasetWriter(dataset_id, name, channel_names, overwrite=overwrite, description=description,
                           labels=labels, raw_base=raw_base, **dataset_json_extra) as writer:
         for case in tqdm(cases, desc=progress_label, unit="case"):
@@ -119,4 +144,8 @@ def write_planned_cases(
                 writer.add_training_case(case.case_id, case.channel_files, case.mask_file)
             else:
                 writer.add_test_case(case.case_id, case.channel_files, case.label_file, case.mask_file)
+        if preparation_records is not None:
+            from disyre_v2.dataset_conversion.prepared_cases import copy_preparation_records
+
+            copy_preparation_records(preparation_records, writer.staging)
     return writer.target

@@ -13,8 +13,12 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from disyre_v2.dataset_conversion.conversion_plan import PlannedCase
+from disyre_v2.dataset_conversion.prepared_cases import copy_preparation_records, prepared_cases
 from disyre_v2.dataset_conversion.raw_dataset_writer import RawDatasetWriter
 from disyre_v2.imageio.names import NIFTI_ENDINGS, nifti_stem
+from disyre_v2.paths import raw_folder
+from disyre_v2.preparation.prepare_folder import PreparationOptions
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +86,14 @@ def convert_folder(
     overwrite: bool = False,
     append: bool = False,
     raw_base: Path | str | None = None,
+    preparation: PreparationOptions | None = None,
+    num_processes: int = 0,
 ) -> Path:
     """Convert a folder of NIfTIs into ``DatasetNNN_Name``; returns the dataset folder.
 
     ``role`` "train" puts the cases into imagesTr (healthy only), "test" into imagesTs. ``append``
     adds the cases to an existing dataset of the same name (e.g. test cases after training cases).
+    With ``preparation``, the cases are prepared onto the template first (see prepared_cases).
     """
     if role not in ("train", "test"):
         raise ValueError(f"--role must be 'train' or 'test', got {role!r}.")
@@ -114,11 +121,27 @@ def convert_folder(
                 f"{', '.join(missing[:10])} (expected CASE.nii.gz). Give one for every case or drop {option}."
             )
 
+    planned = [PlannedCase(case_id, "Tr" if role == "train" else "Ts", tuple(files),
+                           label_file=labels_of.get(case_id), mask_file=masks_of.get(case_id))
+               for case_id, files in cases.items()]
+    if preparation is None:
+        return _write(planned, dataset_id, name, channel_names, overwrite, append, f"Converted from {images}",
+                      raw_base, None)
+    base = Path(raw_base) if raw_base is not None else raw_folder()
+    with prepared_cases(planned, preparation, base, num_processes=num_processes) as (prepared, records):
+        return _write(prepared, dataset_id, name, channel_names, overwrite, append,
+                      f"Converted from {images}, prepared onto {preparation.template}", raw_base, records)
+
+
+def _write(cases: Sequence[PlannedCase], dataset_id: int, name: str, channel_names: Sequence[str], overwrite: bool,
+           append: bool, description: str, raw_base: Path | str | None, preparation_records: Path | None) -> Path:
     with RawDatasetWriter(dataset_id, name, channel_names, overwrite=overwrite, append=append,
-                          description=f"Converted from {images}", raw_base=raw_base) as writer:
-        for case_id, files in tqdm(cases.items(), desc="converting", unit="case"):
-            if role == "train":
-                writer.add_training_case(case_id, files, masks_of.get(case_id))
+                          description=description, raw_base=raw_base) as writer:
+        for case in tqdm(cases, desc="converting", unit="case"):
+            if case.split == "Tr":
+                writer.add_training_case(case.case_id, case.channel_files, case.mask_file)
             else:
-                writer.add_test_case(case_id, files, labels_of.get(case_id), masks_of.get(case_id))
+                writer.add_test_case(case.case_id, case.channel_files, case.label_file, case.mask_file)
+        if preparation_records is not None:
+            copy_preparation_records(preparation_records, writer.staging)
     return writer.target

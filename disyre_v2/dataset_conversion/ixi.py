@@ -12,12 +12,14 @@ mask is required. Either:
   the whole-head scans are copied and the masks go to masksTr, where they delimit the brain for
   every later stage.
 
-With neither, conversion is refused with a message saying so.
+With neither, conversion is refused with a message saying so, unless the converter runs with
+``--prepare``: then the whole-head scans are skull-stripped and registered to the template first.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from disyre_v2.dataset_conversion.conversion_plan import PlannedCase, expected_name, handle_missing, write_planned_cases
 from disyre_v2.dataset_conversion.file_search import (
@@ -27,6 +29,9 @@ from disyre_v2.dataset_conversion.file_search import (
     key_matcher,
     require_folder,
 )
+
+if TYPE_CHECKING:
+    from disyre_v2.preparation.prepare_folder import PreparationOptions
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +79,9 @@ def _find_masks(masks: Path, subjects: list[str], modality: str) -> dict[str, Pa
 
 
 def plan_ixi(root: Path | str, modality: str, masks: Path | str | None = None,
-             skip_incomplete: bool = False) -> list[PlannedCase]:
-    """The healthy training cases to write, one per subject with a scan of ``modality``."""
+             skip_incomplete: bool = False, raw_scans: bool = False) -> list[PlannedCase]:
+    """The healthy training cases to write, one per subject with a scan of ``modality``; with
+    ``raw_scans`` (the converter's --prepare), the whole-head scans, which preparation skull-strips."""
     root = require_folder(root)
     modality = normalise_modality(modality)
     files = index_niftis(root)
@@ -102,6 +108,10 @@ def plan_ixi(root: Path | str, modality: str, masks: Path | str | None = None,
         mask_of = _find_masks(masks, subjects, modality)
         missing = {s: [expected_name(masks, f"{s}-{modality}_mask")] for s in subjects if s not in mask_of}
         images = raw
+    elif raw_scans and raw:
+        mask_of = {}
+        images = raw
+        subjects = sorted(raw)
     elif stripped:
         mask_of = {}
         images = stripped
@@ -111,7 +121,8 @@ def plan_ixi(root: Path | str, modality: str, masks: Path | str | None = None,
         raise UnstrippedScansError(
             f"Found {len(raw)} IXI {modality} scan(s) under {root} (e.g. {next(iter(raw.values()))}) but no "
             f"skull-stripped copy and no brain masks. IXI scans are whole-head, and the pipeline needs the "
-            f"brain delimited: skull-strip them first (e.g. ROBEX or HD-BET) and either save the results as "
+            f"brain delimited: run again with --prepare (e.g. --prepare --skull_strip robex), or skull-strip them "
+            f"yourself (e.g. ROBEX or HD-BET) and either save the results as "
             f"IXI002-Guys-0828-{modality}_stripped.nii.gz anywhere under -i, or pass --masks with a folder of "
             f"brain masks named IXI002-Guys-0828-{modality}_mask.nii.gz."
         )
@@ -131,13 +142,18 @@ def convert_ixi(
     overwrite: bool = False,
     skip_incomplete: bool = False,
     raw_base: Path | str | None = None,
+    preparation: PreparationOptions | None = None,
+    num_processes: int = 0,
 ) -> Path:
-    """Convert one IXI modality into ``DatasetNNN_IXI_<modality>`` (imagesTr); returns its folder."""
+    """Convert one IXI modality into ``DatasetNNN_IXI_<modality>`` (imagesTr); returns its folder. With
+    ``preparation``, the whole-head scans are prepared onto the template first."""
     modality = normalise_modality(modality)
-    cases = plan_ixi(root, modality, masks, skip_incomplete)
-    source = "whole-head scans with the given brain masks" if masks is not None else "skull-stripped scans"
+    cases = plan_ixi(root, modality, masks, skip_incomplete, raw_scans=preparation is not None)
+    source = ("whole-head scans with the given brain masks" if masks is not None
+              else "whole-head scans" if preparation is not None else "skull-stripped scans")
     return write_planned_cases(
         cases, dataset_id, name or f"IXI_{modality}", [modality], overwrite=overwrite, raw_base=raw_base,
-        progress_label=f"IXI {modality}",
+        progress_label=f"IXI {modality}", preparation=preparation, num_processes=num_processes,
+        skip_incomplete=skip_incomplete,
         description=f"IXI healthy subjects, {modality} only ({source}); IXI T1/T2/PD are not co-registered.",
     )

@@ -6,6 +6,7 @@ import argparse
 from disyre_v2.dataset_conversion.camcan import convert_camcan
 from disyre_v2.run.common import add_common_flags, run_cli
 from disyre_v2.run.conversion_flags import add_conversion_flags, dataset_target
+from disyre_v2.run.preparation_flags import add_prepare_flag, preparation_if_asked
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="text file of subject ids (CC110033 or sub-CC110033, one per line, # comments): these "
                         "subjects go to imagesTs without labels as held-out healthy validation cases, and are "
                         "listed in dataset.json under validationCases; every id must be found")
+    add_prepare_flag(parser)
     add_common_flags(parser)
     return parser
 
@@ -34,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> None:
     dataset_id, name = dataset_target(args)
     target = convert_camcan(args.input, dataset_id, modalities=args.modalities, validation_list=args.validation_list,
-                            name=name, overwrite=args.overwrite, skip_incomplete=args.skip_incomplete)
+                            name=name, overwrite=args.overwrite, skip_incomplete=args.skip_incomplete,
+                            preparation=preparation_if_asked(args), num_processes=args.num_processes)
     print(f"Wrote {target}")
 
 

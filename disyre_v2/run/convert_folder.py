@@ -5,6 +5,7 @@ import argparse
 
 from disyre_v2.dataset_conversion.folder import convert_folder
 from disyre_v2.run.common import add_common_flags, int_between, run_cli
+from disyre_v2.run.preparation_flags import add_prepare_flag, preparation_if_asked
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="channel names for dataset.json (e.g. T1 T2); default: derived from the suffixes")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same id and name")
     parser.add_argument("--append", action="store_true", help="add the cases to an existing dataset of the same id and name")
+    add_prepare_flag(parser)
     add_common_flags(parser)
     return parser
 
@@ -41,7 +43,8 @@ def _run(args: argparse.Namespace) -> None:
     target = convert_folder(
         args.input, args.dataset_id, args.role, name=args.name, labels=args.labels, masks=args.masks,
         channel_suffixes=args.channel_suffixes, channel_names=args.channel_names,
-        overwrite=args.overwrite, append=args.append,
+        overwrite=args.overwrite, append=args.append, preparation=preparation_if_asked(args),
+        num_processes=args.num_processes,
     )
     print(f"Wrote {target}")
 

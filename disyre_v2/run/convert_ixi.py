@@ -6,6 +6,7 @@ import argparse
 from disyre_v2.dataset_conversion.ixi import MODALITIES, convert_ixi
 from disyre_v2.run.common import add_common_flags, run_cli
 from disyre_v2.run.conversion_flags import add_conversion_flags, dataset_target
+from disyre_v2.run.preparation_flags import add_prepare_flag, preparation_if_asked
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of brain masks on the scans' grids, named IXI002-Guys-0828-T1_mask.nii[.gz] "
                         "(or like the scan, or IXI002-Guys-0828_mask): the whole-head scans are copied and the masks "
                         "delimit the brain (background outside is zeroed by preprocessing); stripped copies are then ignored")
+    add_prepare_flag(parser)
     add_common_flags(parser)
     return parser
 
@@ -33,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> None:
     dataset_id, name = dataset_target(args)
     target = convert_ixi(args.input, dataset_id, args.modality, masks=args.masks, name=name,
-                         overwrite=args.overwrite, skip_incomplete=args.skip_incomplete)
+                         overwrite=args.overwrite, skip_incomplete=args.skip_incomplete,
+                         preparation=preparation_if_asked(args), num_processes=args.num_processes)
     print(f"Wrote {target}")
 
 

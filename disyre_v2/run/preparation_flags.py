@@ -36,3 +36,16 @@ def add_preparation_flags(parser: argparse.ArgumentParser, *, with_processes: bo
 def preparation_options(args: argparse.Namespace) -> PreparationOptions:
     return PreparationOptions(template=args.template, template_mask=args.template_mask, skull_strip=args.skull_strip,
                               bias_correction=args.bias_correction, seed=args.prepare_seed)
+
+
+def add_prepare_flag(parser: argparse.ArgumentParser) -> None:
+    """A converter's --prepare, with the preparation flags (and -np) of disyre_v2_prepare."""
+    parser.add_argument("--prepare", action="store_true",
+                        help="prepare the scans first, as disyre_v2_prepare does (reorient, optional N4, skull strip, "
+                        "affine registration to the template): raw whole-head downloads convert in one command; the "
+                        "transforms and QA figures go to the dataset's preparation/ folder")
+    add_preparation_flags(parser)
+
+
+def preparation_if_asked(args: argparse.Namespace) -> PreparationOptions | None:
+    return preparation_options(args) if args.prepare else None
