@@ -94,12 +94,13 @@ def test_a_lesion_drawn_in_native_space_comes_back_where_it_was(tmp_path):
                                                   "file_ending": ".nii.gz", "numTraining": 0, "numTest": 1}))
     template, template_mask = write_template(tmp_path)
     assert cli.main(["-i", str(raw), "-o", str(out), "--skull_strip", "template", "--template", template,
-                     "--template_mask", template_mask]) == 0
+                     "--template_mask", template_mask, "--bias_correction"]) == 0
     for name in ("imagesTs/p1_0000.nii.gz", "masksTs/p1.nii.gz", "labelsTs/p1.nii.gz", "preparation/p1.tfm",
                  "preparation/p1_qa.png", "preparation/p1.json", "preparation/options.json"):
         assert (out / name).is_file(), name
     assert json.loads((out / "dataset.json").read_text())["numTest"] == 1
     record = json.loads((out / "preparation" / "p1.json").read_text())
+    assert record["bias_correction"] and record["skull_strip"] == "template"
     assert record["mutual_information"] > 0.5 and 0.9 < record["brain_volume_ratio"] < 1.1
     # An identity "prediction": the label on the template grid, carried back to the native grid.
     on_template = sitk.ReadImage(str(out / "labelsTs" / "p1.nii.gz"), sitk.sitkFloat32)

@@ -125,16 +125,12 @@ def write_case(job: CaseJob, scan: PreparedScan, template: Template, record: dic
         record_tmp.write_text(json.dumps(record, indent=2))
 
 
-def _run_case(job: CaseJob, options: PreparationOptions) -> dict:
-    return prepare_one(job, options)
-
-
 def prepare_cases(jobs: Sequence[CaseJob], options: PreparationOptions, num_processes: int = 0,
                   resume: bool = False, progress_label: str = "preparing") -> PreparationResult:
     """Prepare every job (``num_processes`` background processes; 0: in this process). A case that
     fails is logged and listed in the result; the others go on."""
     # A bad template, or one that cannot serve the skull stripping asked for, stops everything at once.
-    template = load_template(options.template, options.template_mask)
+    template = cached_template(options.template, options.template_mask)
     if options.skull_strip == "template" and not template.whole_head:
         raise UserError(f"--skull_strip template needs a whole-head template with its brain mask; {template.name} "
                         f"is skull-stripped", options.template,
@@ -147,7 +143,7 @@ def prepare_cases(jobs: Sequence[CaseJob], options: PreparationOptions, num_proc
         else:
             todo.append(job)
     with background_pool(num_processes) as pool, tqdm(total=len(todo), desc=progress_label, unit="case") as bar:
-        futures = [(job, pool.submit(_run_case, job, options)) for job in todo]
+        futures = [(job, pool.submit(prepare_one, job, options)) for job in todo]
         for job, future in futures:
             try:
                 result.prepared.append(future.result())
