@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -79,8 +80,11 @@ def cached_template(template: str, template_mask: str | None) -> Template:
     return load_template(template, template_mask)
 
 
-def prepare_one(job: CaseJob, options: PreparationOptions) -> dict:
-    """Prepare and write one case; returns its record. Nothing of the case is left on an error."""
+def prepare_one(job: CaseJob, options: PreparationOptions, threads: int | None = None) -> dict:
+    """Prepare and write one case; returns its record. Nothing of the case is left on an error.
+    ``threads`` caps ITK's threads (background processes share the cores instead of each taking all)."""
+    if threads is not None:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     started = time.perf_counter()
     template = cached_template(options.template, options.template_mask)
     scan = prepare_scan(job.channel_files, template, mask_path=job.mask_file, label_path=job.label_file,
@@ -143,7 +147,8 @@ def prepare_cases(jobs: Sequence[CaseJob], options: PreparationOptions, num_proc
         else:
             todo.append(job)
     with background_pool(num_processes) as pool, tqdm(total=len(todo), desc=progress_label, unit="case") as bar:
-        futures = [(job, pool.submit(prepare_one, job, options)) for job in todo]
+        threads = max(1, (os.cpu_count() or 1) // num_processes) if num_processes else None
+        futures = [(job, pool.submit(prepare_one, job, options, threads)) for job in todo]
         for job, future in futures:
             try:
                 result.prepared.append(future.result())
