@@ -120,8 +120,8 @@ def write_planned_cases(
     if not cases:
         raise ValueError("No case to convert: every case was excluded or skipped; nothing was written.")
     if preparation is None:
-        return _write(cases, dataset_id, name, channel_names, overwrite, description, labels, raw_base,
-                      progress_label, None, dataset_json_extra)
+        return write_cases(cases, dataset_id, name, channel_names, overwrite=overwrite, description=description,
+                           labels=labels, raw_base=raw_base, progress_label=progress_label, **dataset_json_extra)
     from disyre_v2.dataset_conversion.prepared_cases import prepared_cases
     from disyre_v2.paths import raw_folder
 
@@ -131,14 +131,20 @@ def write_planned_cases(
         if not prepared:
             raise ValueError("No case could be prepared; nothing was written.")
         description = f"{description} Prepared onto {preparation.template} (skull stripping: {preparation.skull_strip})."
-        return _write(prepared, dataset_id, name, channel_names, overwrite, description, labels, raw_base,
-                      progress_label, records, dataset_json_extra)
+        return write_cases(prepared, dataset_id, name, channel_names, overwrite=overwrite, description=description,
+                           labels=labels, raw_base=raw_base, progress_label=progress_label,
+                           preparation_records=records, **dataset_json_extra)
 
 
-def _write(cases, dataset_id, name, channel_names, overwrite, description, labels, raw_base, progress_label,
-           preparation_records: Path | None, dataset_json_extra: dict) -> Path:
-    with RawDatasetWriter(dataset_id, name, channel_names, overwrite=overwrite, description=description,
-                          labels=labels, raw_base=raw_base, **dataset_json_extra) as writer:
+def write_cases(cases: Sequence[PlannedCase], dataset_id: int, name: str, channel_names: Sequence[str], *,
+                overwrite: bool = False, append: bool = False, description: str = "",
+                labels: dict[str, int] | None = None, raw_base: Path | str | None = None,
+                progress_label: str = "converting", preparation_records: Path | None = None,
+                **dataset_json_extra) -> Path:
+    """The cases (their files as they are) into ``DatasetNNN_Name`` through :class:`RawDatasetWriter`,
+    with a ``preparation/`` folder copied in when given."""
+    with RawDatasetWriter(dataset_id, name, channel_names, overwrite=overwrite, append=append,
+                          description=description, labels=labels, raw_base=raw_base, **dataset_json_extra) as writer:
         for case in tqdm(cases, desc=progress_label, unit="case"):
             if case.split == "Tr":
                 writer.add_training_case(case.case_id, case.channel_files, case.mask_file)

@@ -11,11 +11,8 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-from tqdm import tqdm
-
-from disyre_v2.dataset_conversion.conversion_plan import PlannedCase
-from disyre_v2.dataset_conversion.prepared_cases import copy_preparation_records, prepared_cases
-from disyre_v2.dataset_conversion.raw_dataset_writer import RawDatasetWriter
+from disyre_v2.dataset_conversion.conversion_plan import PlannedCase, write_cases
+from disyre_v2.dataset_conversion.prepared_cases import prepared_cases
 from disyre_v2.imageio.names import NIFTI_ENDINGS, nifti_stem
 from disyre_v2.paths import raw_folder
 from disyre_v2.preparation.prepare_folder import PreparationOptions
@@ -125,23 +122,10 @@ def convert_folder(
                            label_file=labels_of.get(case_id), mask_file=masks_of.get(case_id))
                for case_id, files in cases.items()]
     if preparation is None:
-        return _write(planned, dataset_id, name, channel_names, overwrite, append, f"Converted from {images}",
-                      raw_base, None)
+        return write_cases(planned, dataset_id, name, channel_names, overwrite=overwrite, append=append,
+                           description=f"Converted from {images}", raw_base=raw_base)
     base = Path(raw_base) if raw_base is not None else raw_folder()
     with prepared_cases(planned, preparation, base, num_processes=num_processes) as (prepared, records):
-        return _write(prepared, dataset_id, name, channel_names, overwrite, append,
-                      f"Converted from {images}, prepared onto {preparation.template}", raw_base, records)
-
-
-def _write(cases: Sequence[PlannedCase], dataset_id: int, name: str, channel_names: Sequence[str], overwrite: bool,
-           append: bool, description: str, raw_base: Path | str | None, preparation_records: Path | None) -> Path:
-    with RawDatasetWriter(dataset_id, name, channel_names, overwrite=overwrite, append=append,
-                          description=description, raw_base=raw_base) as writer:
-        for case in tqdm(cases, desc="converting", unit="case"):
-            if case.split == "Tr":
-                writer.add_training_case(case.case_id, case.channel_files, case.mask_file)
-            else:
-                writer.add_test_case(case.case_id, case.channel_files, case.label_file, case.mask_file)
-        if preparation_records is not None:
-            copy_preparation_records(preparation_records, writer.staging)
-    return writer.target
+        return write_cases(prepared, dataset_id, name, channel_names, overwrite=overwrite, append=append,
+                           description=f"Converted from {images}, prepared onto {preparation.template}",
+                           raw_base=raw_base, preparation_records=records)

@@ -19,8 +19,8 @@ from pathlib import Path
 from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.dataset.layout import case_ids_in, split_channel_file_name
 from disyre_v2.errors import UserError
+from disyre_v2.preparation import PREPARATION_FOLDER
 from disyre_v2.preparation.prepare_folder import (
-    PREPARATION_FOLDER,
     CaseJob,
     PreparationFailed,
     PreparationOptions,

@@ -23,7 +23,6 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from disyre_v2.errors import UserError
-from disyre_v2.preparation import PREPARATION_FOLDER
 from disyre_v2.imageio.atomic import atomic_path
 from disyre_v2.imageio.errors import ImageFormatError
 from disyre_v2.imageio.geometry import Geometry
