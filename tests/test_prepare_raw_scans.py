@@ -188,3 +188,21 @@ def test_predict_native_space_writes_maps_on_the_original_scans(tmp_path):
         predict_folder(predictor(Constant(0.0), score="singlestep", levels=[0]), prepared / "imagesTs",
                        tmp_path / "maps2", native_space=prepared)
     assert not (tmp_path / "maps2").exists()
+
+
+def test_a_given_brain_mask_is_used_and_must_share_the_scan_grid(tmp_path):
+    from disyre_v2.imageio.errors import ImageFormatError
+
+    truth = known_affine(10)
+    head, brain = warped_head(truth, sagittal=True)
+    paths = [str(tmp_path / "m_0000.nii.gz"), str(tmp_path / "m_mask.nii.gz")]
+    sitk.WriteImage(head, paths[0])
+    sitk.WriteImage(brain, paths[1])  # NIfTI stores the header in float32: equal within tolerance
+    scan = prepare_scan([paths[0]], head_template(), mask_path=paths[1], skull_strip="robex")  # the mask wins
+    assert alignment_error_mm(scan.transform, truth) <= 2.0
+    assert dice(native_mask_on(head, scan.native_brain), sitk.GetArrayFromImage(brain)) == 1.0
+    shifted = sitk.Image(brain)
+    shifted.SetOrigin(tuple(np.add(brain.GetOrigin(), (5.0, 0.0, 0.0))))
+    sitk.WriteImage(shifted, str(tmp_path / "shifted_mask.nii.gz"))
+    with pytest.raises(ImageFormatError, match="shifted_mask.nii.gz is not on the grid of .*m_0000.nii.gz"):
+        prepare_scan([paths[0]], head_template(), mask_path=str(tmp_path / "shifted_mask.nii.gz"))

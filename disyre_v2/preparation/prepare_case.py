@@ -7,7 +7,8 @@ Steps, in the order of the UPD preprocessing the paper's data went through:
    bias-field correction;
 2. the brain: a given mask file, ROBEX's mask, the template's mask carried back through a
    whole-head registration, or (already stripped scans) the first channel's non-zero voxels;
-3. the first channel is registered to the template (rigid, then affine); every other channel is
+3. the first channel is registered to the template (rigid, then affine): its brain onto the
+   template's brain, or, for template skull stripping, its head onto the template's head; every other channel is
    registered rigidly to the first and its transform composed with the first's, so all channels land
    on the template together;
 4. images are resampled linearly onto the template's grid, the brain mask and the label with nearest
@@ -24,6 +25,7 @@ from typing import Sequence
 import SimpleITK as sitk
 
 from disyre_v2.errors import UserError
+from disyre_v2.imageio.geometry import Geometry, check_same_grid
 from disyre_v2.imageio.reader import read_sitk_image
 from disyre_v2.preparation.bias_field import correct_bias_field
 from disyre_v2.preparation.registration import check_registration, register, resample_onto
@@ -86,7 +88,10 @@ def prepare_scan(channel_paths: Sequence[Path | str], template: Template, *, mas
         channels = [correct_bias_field(channel, scan=str(path)) for channel, path in zip(channels, channel_paths)]
     registration = None
     if mask_path is not None:
-        brain = reorient_like(sitk.Cast(read_sitk_image(mask_path) > 0, sitk.sitkUInt8), template.image)
+        mask_image = read_sitk_image(mask_path)
+        check_same_grid(Geometry.from_image(originals[0]), Geometry.from_image(mask_image), name, mask_path)
+        brain = reorient_like(sitk.Cast(mask_image > 0, sitk.sitkUInt8), template.image)
+        brain.CopyInformation(channels[0])  # equal within the tolerance of NIfTI's float32 header
         brain = check_brain(brain, str(mask_path), "the mask file")
     elif skull_strip == "robex":
         brain = check_brain(robex_mask(channels[0], seed=seed, scan=name), name, "ROBEX")
@@ -100,11 +105,12 @@ def prepare_scan(channel_paths: Sequence[Path | str], template: Template, *, mas
         brain = check_brain(sitk.Cast(channels[0] > 0, sitk.sitkUInt8), name, "the scan's non-zero voxels "
                             "(--skull_strip none takes the scan as already skull-stripped)")
     if registration is None:
-        # A whole-head template: the head, with the metric read inside the template's brain. A
-        # skull-stripped template: the scan's brain only.
-        fixed_mask = template.brain if template.whole_head else None
-        moving = channels[0] if template.whole_head else channels[0] * sitk.Cast(brain, sitk.sitkFloat32)
-        registration = register(template.image, moving, fixed_mask=fixed_mask, seed=seed, scan=name)
+        # The scan's brain is known: brain onto the template's brain, as the UPD preprocessing does
+        # (skull stripping first). Registering the head with the metric masked to the template's brain
+        # diverged on whole heads whose anatomy differs from the template's (mutual information 0.26).
+        fixed = sitk.Mask(template.image, template.brain) if template.whole_head else template.image
+        moving = channels[0] * sitk.Cast(brain, sitk.sitkFloat32)
+        registration = register(fixed, moving, seed=seed, scan=name)
         check_registration(registration, name)
     transforms: list[sitk.Transform] = [registration.transform]
     for channel, path in zip(channels[1:], channel_paths[1:]):
