@@ -206,3 +206,16 @@ def test_a_given_brain_mask_is_used_and_must_share_the_scan_grid(tmp_path):
     sitk.WriteImage(shifted, str(tmp_path / "shifted_mask.nii.gz"))
     with pytest.raises(ImageFormatError, match="shifted_mask.nii.gz is not on the grid of .*m_0000.nii.gz"):
         prepare_scan([paths[0]], head_template(), mask_path=str(tmp_path / "shifted_mask.nii.gz"))
+
+
+def test_continue_refuses_other_options_than_the_folder_was_prepared_with(tmp_path, capsys):
+    raw, out = tmp_path / "flat", tmp_path / "prepared"
+    raw.mkdir()
+    sitk.WriteImage(warped_head(known_affine(11))[0], str(raw / "a_0000.nii.gz"))
+    template, template_mask = write_template(tmp_path)
+    args = ["-i", str(raw), "-o", str(out), "--skull_strip", "template", "--template", template,
+            "--template_mask", template_mask]
+    assert cli.main(args) == 0
+    assert cli.main(args + ["--continue", "--bias_correction"]) == 2
+    assert "options.json" in capsys.readouterr().err
+    assert json.loads((out / "preparation" / "options.json").read_text())["bias_correction"] is False
