@@ -98,7 +98,12 @@ def test_a_lesion_drawn_in_native_space_comes_back_where_it_was(tmp_path):
     for name in ("imagesTs/p1_0000.nii.gz", "masksTs/p1.nii.gz", "labelsTs/p1.nii.gz", "preparation/p1.tfm",
                  "preparation/p1_qa.png", "preparation/p1.json", "preparation/options.json"):
         assert (out / name).is_file(), name
-    assert json.loads((out / "dataset.json").read_text())["numTest"] == 1
+    prepared_json = json.loads((out / "dataset.json").read_text())
+    assert prepared_json["numTest"] == 1 and prepared_json["masksTs"] and not prepared_json["masksTr"]
+    assert prepared_json["preparation"]["skull_strip"] == "template"
+    from disyre_v2.dataset.dataset_json import load_dataset_json
+
+    load_dataset_json(out)  # valid for the later stages
     record = json.loads((out / "preparation" / "p1.json").read_text())
     assert record["bias_correction"] and record["skull_strip"] == "template"
     assert record["mutual_information"] > 0.5 and 0.9 < record["brain_volume_ratio"] < 1.1

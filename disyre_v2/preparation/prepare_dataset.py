@@ -106,8 +106,9 @@ def write_prepared_dataset_json(input_folder: Path, output_folder: Path, result:
     prepared = {record["case_id"] for record in result.prepared}
     counts = {split: sum(1 for case in case_ids_in(output_folder / f"images{split}", ".nii.gz") if case in prepared)
               for split in SPLITS}
+    # Every prepared case has a brain mask now; labels stay as the input declared them.
     data.update({"file_ending": ".nii.gz", "numTraining": counts["Tr"], "numTest": counts["Ts"],
-                 "preparation": options_record(options)})
+                 "masksTr": counts["Tr"] > 0, "masksTs": counts["Ts"] > 0, "preparation": options_record(options)})
     return write_json_atomic(data, output_folder / "dataset.json")
 
 
