@@ -213,6 +213,14 @@ def _alive(pid: int) -> bool:
     return bool(status) and not status.startswith("Z")
 
 
+def _survivors(pids, timeout: float = 20.0) -> list:
+    """The processes still alive after waiting up to ``timeout`` seconds for all of them to end."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.1)
+    return [pid for pid in pids if _alive(pid)]
+
+
 def test_kill_9_of_training_takes_its_augmentation_workers_with_it(env, tmp_path):
     root, name = env
     environment = dict(os.environ, DISYRE_results=str(tmp_path / "res"), DISYRE_n_proc_DA="2")
@@ -229,10 +237,7 @@ def test_kill_9_of_training_takes_its_augmentation_workers_with_it(env, tmp_path
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    deadline = time.time() + 20
-    while time.time() < deadline and any(_alive(p) for p in workers):
-        time.sleep(0.2)
-    assert not [p for p in workers if _alive(p)], "orphaned augmentation workers"
+    assert not _survivors(workers), "orphaned augmentation workers"
 
 
 # -- prediction ------------------------------------------------------------------------------------
@@ -319,10 +324,7 @@ def test_kill_9_during_prediction_with_background_processes_leaves_no_worker(env
     assert len(children) >= 3, "the background processes never started"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    deadline = time.time() + 20
-    while time.time() < deadline and any(_alive(pid) for pid in children):
-        time.sleep(0.1)
-    assert not [pid for pid in children if _alive(pid)], "background processes outlived the killed predictor"
+    assert not _survivors(children), "background processes outlived the killed predictor"
     assert run(predict_cli.main, predict_argv(root, name, out, "--continue"), capsys)[0] == 0
     assert not temporaries(out)
 

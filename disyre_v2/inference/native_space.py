@@ -17,6 +17,7 @@ import SimpleITK as sitk
 
 from disyre_v2.errors import UserError
 from disyre_v2.preparation import PREPARATION_FOLDER
+from disyre_v2.preparation.prepare_case import to_native
 from disyre_v2.imageio.geometry import Geometry
 
 NATIVE_FOLDER = "native"
@@ -34,10 +35,7 @@ class NativeSpace:
         """``array`` (Z, Y, X) on the template-space ``geometry`` → an image on the native grid."""
         image = geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(array)))
         reference = self.grid.apply_to(sitk.Image(list(self.grid.size), sitk.sitkUInt8))
-        inverse = sitk.ReadTransform(str(self.transform_file)).GetInverse()
-        interpolator = sitk.sitkNearestNeighbor if labels else sitk.sitkLinear
-        pixel = image.GetPixelID() if labels else sitk.sitkFloat32
-        return sitk.Resample(image, reference, inverse, interpolator, 0.0, pixel)
+        return to_native(image, reference, sitk.ReadTransform(str(self.transform_file)), labels=labels)
 
 
 def preparation_folder(prepared: Path | str) -> Path:

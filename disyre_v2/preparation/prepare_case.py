@@ -29,7 +29,7 @@ from disyre_v2.imageio.geometry import Geometry, check_same_grid
 from disyre_v2.imageio.reader import read_sitk_image
 from disyre_v2.preparation.bias_field import correct_bias_field
 from disyre_v2.preparation.registration import check_registration, register, resample_onto
-from disyre_v2.preparation.skull_strip import SKULL_STRIP_MODES, carried_template_mask, check_brain, robex_mask
+from disyre_v2.preparation.skull_strip import SKULL_STRIP_MODES, check_brain, robex_mask
 from disyre_v2.preparation.template import Template, mask_volume_ml
 
 # Registered brain volume ÷ the template's: an adult brain lies well inside this range; outside it
@@ -42,13 +42,17 @@ class PreparedScan:
     images: list[sitk.Image]  # one per channel, float32, on the template grid, 0 outside the brain
     brain: sitk.Image  # uint8 on the template grid
     label: sitk.Image | None  # on the template grid (nearest neighbour)
-    transform: sitk.Transform  # template point -> first channel's native point
     metric: float
     head: sitk.Image  # the first channel on the template grid before masking (for the QA figure)
     native_grid: sitk.Image  # an empty image with the first channel file's own grid (the way back)
     brain_volume_ratio: float
     native_brain: sitk.Image  # the brain mask on the first channel's grid (reoriented like the template)
     channel_transforms: list[sitk.Transform]  # per channel: template point -> that channel's native point
+
+    @property
+    def transform(self) -> sitk.Transform:
+        """Template point -> first channel's native point (the one stored as CASE.tfm)."""
+        return self.channel_transforms[0]
 
 
 def reorient_like(image: sitk.Image, reference: sitk.Image) -> sitk.Image:
@@ -99,7 +103,7 @@ def prepare_scan(channel_paths: Sequence[Path | str], template: Template, *, mas
         # The whole head against the whole-head template; its brain mask comes back with the inverse.
         registration = register(template.image, channels[0], seed=seed, scan=name)
         check_registration(registration, name)
-        brain = check_brain(carried_template_mask(template.brain, channels[0], registration.transform), name,
+        brain = check_brain(to_native(template.brain, channels[0], registration.transform, labels=True), name,
                             "the template")
     else:
         brain = check_brain(sitk.Cast(channels[0] > 0, sitk.sitkUInt8), name, "the scan's non-zero voxels "
@@ -132,8 +136,8 @@ def prepare_scan(channel_paths: Sequence[Path | str], template: Template, *, mas
     if label_path is not None:
         label = resample_onto(read_sitk_image(label_path), template.image, registration.transform, labels=True)
     masked = [sitk.Mask(image, brain_on_template) for image in images]
-    return PreparedScan(masked, brain_on_template, label, registration.transform, registration.metric, images[0],
-                        native_grid, ratio, brain, transforms)
+    return PreparedScan(masked, brain_on_template, label, registration.metric, images[0], native_grid, ratio, brain,
+                        transforms)
 
 
 def to_native(image_on_template: sitk.Image, native_reference: sitk.Image, transform: sitk.Transform, *,

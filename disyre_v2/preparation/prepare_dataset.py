@@ -14,11 +14,13 @@ Both get ``OUT/preparation/`` (per case transform, QA figure and record) and
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.dataset.layout import case_ids_in, split_channel_file_name
 from disyre_v2.errors import UserError
+from disyre_v2.imageio.atomic import remove_stale_temporaries
 from disyre_v2.preparation import PREPARATION_FOLDER
 from disyre_v2.preparation.prepare_folder import (
     CaseJob,
@@ -31,6 +33,7 @@ from disyre_v2.preparation.prepare_folder import (
 )
 
 SPLITS = ("Tr", "Ts")
+logger = logging.getLogger(__name__)
 
 
 def _ending(folder: Path) -> str:
@@ -45,8 +48,8 @@ def _optional(folder: Path, case_id: str) -> Path | None:
 
 
 def _channel_files(folder: Path, case_id: str, ending: str) -> tuple[Path, ...]:
-    indices = sorted(split_channel_file_name(p.name, ending)[1] for p in folder.iterdir()
-                     if split_channel_file_name(p.name, ending) and split_channel_file_name(p.name, ending)[0] == case_id)
+    parsed = (split_channel_file_name(p.name, ending) for p in folder.iterdir())
+    indices = sorted(channel for case, channel in filter(None, parsed) if case == case_id)
     if indices != list(range(len(indices))):
         raise UserError(f"case {case_id} has channel files {indices}, not 0..{len(indices) - 1}", folder,
                         "name the channels CASE_0000, CASE_0001, ... without gaps")
@@ -60,7 +63,8 @@ def is_raw_layout(folder: Path) -> bool:
 def plan_jobs(input_folder: Path, output_folder: Path) -> list[CaseJob]:
     """One job per case of ``input_folder``, writing to the same layout under ``output_folder``."""
     if not input_folder.is_dir():
-        raise UserError("the input folder does not exist", input_folder,
+        what = "the input is a file, not a folder" if input_folder.exists() else "the input folder does not exist"
+        raise UserError(what, input_folder,
                         "give a folder of CASE_0000.nii.gz files or a raw dataset (imagesTr/, imagesTs/)")
     if output_folder.resolve() == input_folder.resolve():
         raise UserError("the output folder is the input folder", output_folder, "give another -o")
@@ -123,6 +127,9 @@ def prepare_dataset(input_folder: Path | str, output_folder: Path | str, options
         raise UserError("--continue with other preparation options than the cases already prepared", options_file,
                         "run with the options in that file, or prepare into a new folder")
     options_file.parent.mkdir(parents=True, exist_ok=True)
+    # Files half-written by a run that was killed go now (their cases are prepared again).
+    for stale in remove_stale_temporaries(output_folder, recursive=True):
+        logger.info("Removed %s, left by an interrupted run.", stale)
     write_json_atomic(options_record(options), options_file)
     result = prepare_cases(jobs, options, num_processes, resume=resume)
     write_prepared_dataset_json(input_folder, output_folder, result, options)

@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
-from disyre_v2.imageio.atomic import atomic_path  # noqa: E402
 
 
 def _planes(volume: np.ndarray, centre: np.ndarray) -> list[np.ndarray]:
@@ -47,8 +46,7 @@ def write_qa_figure(head: sitk.Image, template_brain: sitk.Image, scan_brain: si
         ax.axis("off")
     figure.suptitle(f"{title}  (red: template brain, cyan: this scan's brain)", fontsize=10)
     figure.tight_layout()
-    path = Path(path)
-    with atomic_path(path, ".png") as tmp:
-        figure.savefig(tmp, dpi=80)
+    path = Path(path)  # the caller writes it under a temporary name (write_case renames a case at once)
+    figure.savefig(path, dpi=80)
     plt.close(figure)
     return path

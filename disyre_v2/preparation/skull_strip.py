@@ -63,12 +63,6 @@ def robex_mask(image: sitk.Image, *, seed: int = 0, scan: str = "the scan") -> s
     return brain
 
 
-def carried_template_mask(template_brain: sitk.Image, native: sitk.Image, transform: sitk.Transform) -> sitk.Image:
-    """The template's brain mask on the scan's grid: ``transform`` maps template points to scan points,
-    so its inverse takes each scan voxel to the template (nearest neighbour)."""
-    return sitk.Resample(template_brain, native, transform.GetInverse(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-
-
 def check_brain(mask: sitk.Image, scan: str, source: str) -> sitk.Image:
     """Refuse an empty brain mask, naming the scan and where the mask came from."""
     if not np.any(sitk.GetArrayViewFromImage(mask)):
