@@ -224,3 +224,20 @@ def test_continue_refuses_other_options_than_the_folder_was_prepared_with(tmp_pa
     assert cli.main(args + ["--continue", "--bias_correction"]) == 2
     assert "options.json" in capsys.readouterr().err
     assert json.loads((out / "preparation" / "options.json").read_text())["bias_correction"] is False
+
+
+def test_channels_are_checked_and_name_the_channels_of_a_new_dataset_json(tmp_path, capsys):
+    from disyre_v2.dataset.dataset_json import load_dataset_json
+
+    raw, out = tmp_path / "raw", tmp_path / "prepared"
+    write_raw_case(raw, "q1", known_affine(12))
+    template, template_mask = write_template(tmp_path)
+    args = ["-i", str(raw), "-o", str(out), "--skull_strip", "template", "--template", template,
+            "--template_mask", template_mask]
+    assert cli.main(args + ["--channels", "T1", "T2"]) == 2
+    assert "--channels names 2 channel(s) but the cases have 1" in capsys.readouterr().err
+    assert not list(out.rglob("*.nii.gz"))
+    assert cli.main(args + ["--channels", "T1"]) == 0
+    data = load_dataset_json(out)  # no dataset.json in the input: one is written, valid for planning
+    assert data["channel_names"] == {"0": "T1"} and data["numTest"] == 1 and data["labelsTs"] and data["masksTs"]
+    assert json.loads((out / "preparation" / "options.json").read_text())["channels"] == ["T1"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Sequence
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.dataset.layout import case_ids_in, split_channel_file_name
@@ -101,38 +102,67 @@ def plan_jobs(input_folder: Path, output_folder: Path) -> list[CaseJob]:
 
 
 def write_prepared_dataset_json(input_folder: Path, output_folder: Path, result: PreparationResult,
-                                options: PreparationOptions) -> Path | None:
-    """dataset.json of the output (raw layout with a dataset.json only), counting the prepared cases."""
+                                options: PreparationOptions, channels: list[str] | None = None) -> Path | None:
+    """dataset.json of a raw-layout output, counting the prepared cases: the input's, or, without one,
+    a new one when the channels are named (--channels)."""
     source = input_folder / "dataset.json"
-    if not source.is_file():
+    if not is_raw_layout(input_folder) or (not source.is_file() and channels is None):
         return None
-    data = json.loads(source.read_text())
+    data = (json.loads(source.read_text()) if source.is_file() else
+            {"name": output_folder.name.split("_", 1)[-1], "description": f"prepared from {input_folder}",
+             "channel_names": {str(i): name for i, name in enumerate(channels)}, "labelsTs": False})
     prepared = {record["case_id"] for record in result.prepared}
     counts = {split: sum(1 for case in case_ids_in(output_folder / f"images{split}", ".nii.gz") if case in prepared)
               for split in SPLITS}
+    if not source.is_file():
+        test_cases = [c for c in case_ids_in(output_folder / "imagesTs", ".nii.gz") if c in prepared]
+        data["labelsTs"] = bool(test_cases) and all((output_folder / "labelsTs" / f"{c}.nii.gz").is_file()
+                                                     for c in test_cases)
     # Every prepared case has a brain mask now; labels stay as the input declared them.
     data.update({"file_ending": ".nii.gz", "numTraining": counts["Tr"], "numTest": counts["Ts"],
                  "masksTr": counts["Tr"] > 0, "masksTs": counts["Ts"] > 0, "preparation": options_record(options)})
     return write_json_atomic(data, output_folder / "dataset.json")
 
 
+def channel_names(input_folder: Path, jobs: list[CaseJob], channels: Sequence[str] | None) -> list[str] | None:
+    """The channel names (CASE_0000 first): ``--channels``, checked against the files and against the
+    input's dataset.json, or the dataset.json's own."""
+    count = len(jobs[0].channel_files)
+    if channels is not None and len(channels) != count:
+        raise UserError(f"--channels names {len(channels)} channel(s) but the cases have {count} "
+                        f"(CASE_0000 ... CASE_{count - 1:04d})", input_folder, "give one name per channel file")
+    source = input_folder / "dataset.json"
+    if not source.is_file():
+        return list(channels) if channels is not None else None
+    names = json.loads(source.read_text()).get("channel_names", {})
+    declared = [names[str(i)] for i in range(len(names))]
+    if channels is not None and list(channels) != declared:
+        raise UserError(f"--channels {' '.join(channels)} differs from the channels of dataset.json "
+                        f"({' '.join(declared)})", source, "drop --channels, or give the dataset's channel names")
+    return declared
+
+
 def prepare_dataset(input_folder: Path | str, output_folder: Path | str, options: PreparationOptions, *,
-                    num_processes: int = 0, resume: bool = False) -> PreparationResult:
+                    num_processes: int = 0, resume: bool = False, channels: Sequence[str] | None = None
+                    ) -> PreparationResult:
     """Prepare every case of ``input_folder`` into ``output_folder``; raises PreparationFailed listing
-    the failed cases after the others are written."""
+    the failed cases after the others are written. ``channels`` names the channel files in order
+    (recorded in options.json; with a raw-layout input that has no dataset.json, one is written)."""
     input_folder, output_folder = Path(input_folder), Path(output_folder)
     jobs = plan_jobs(input_folder, output_folder)
+    names = channel_names(input_folder, jobs, channels)
+    record = {**options_record(options), "channels": names}
     options_file = output_folder / PREPARATION_FOLDER / "options.json"
-    if resume and options_file.is_file() and json.loads(options_file.read_text()) != options_record(options):
+    if resume and options_file.is_file() and json.loads(options_file.read_text()) != record:
         raise UserError("--continue with other preparation options than the cases already prepared", options_file,
                         "run with the options in that file, or prepare into a new folder")
     options_file.parent.mkdir(parents=True, exist_ok=True)
     # Files half-written by a run that was killed go now (their cases are prepared again).
     for stale in remove_stale_temporaries(output_folder, recursive=True):
         logger.info("Removed %s, left by an interrupted run.", stale)
-    write_json_atomic(options_record(options), options_file)
+    write_json_atomic(record, options_file)
     result = prepare_cases(jobs, options, num_processes, resume=resume)
-    write_prepared_dataset_json(input_folder, output_folder, result, options)
+    write_prepared_dataset_json(input_folder, output_folder, result, options, names)
     if result.failed:
         raise PreparationFailed(failure_summary(result.failed, len(jobs)), input_folder,
                                 "fix or remove those scans and run again with --continue")

@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-i", "--input", required=True, help="raw dataset folder or folder of CASE_0000.nii[.gz] files")
     parser.add_argument("-o", "--output", required=True, help="output folder (same layout as the input)")
+    parser.add_argument("--channels", nargs="+", default=None, metavar="NAME",
+                        help="names of the channel files in order, CASE_0000 first (e.g. T1 T2; give T1 first: "
+                        "ROBEX strips and the registration aligns the first channel); checked against the files and "
+                        "against the input's dataset.json; recorded in OUT/preparation/options.json, and a raw-layout "
+                        "input without dataset.json gets one in OUT")
     add_preparation_flags(parser)
     parser.add_argument("--continue", dest="resume", action="store_true",
                         help="skip cases already prepared in OUT (those with OUT/preparation/CASE.json)")
@@ -40,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     writable_folder(args.output, "-o")  # before the first case is prepared
     try:
         result = prepare_dataset(args.input, args.output, preparation_options(args),
-                                 num_processes=args.num_processes, resume=args.resume)
+                                 num_processes=args.num_processes, resume=args.resume, channels=args.channels)
     except PreparationFailed as failure:
         # The list of failed cases, one per line (run_cli would fold it into one line).
         print(f"error: {failure.what}\n{failure.fix}", file=sys.stderr)
