@@ -225,18 +225,40 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def add_synthetic_dataset_flags(parser: argparse.ArgumentParser) -> None:
+    """The synthetic benchmark's size and seed (shared with compare_methods.py)."""
+    parser.add_argument("-d", "--dataset_id", type=int, default=992, help="synthetic dataset id (default 992)")
+    parser.add_argument("--n_train", type=int, default=40, help="healthy training cases (default 40)")
+    parser.add_argument("--n_test", type=int, default=24, help="test cases (default 24)")
+    parser.add_argument("--data_seed", type=int, default=2026, help="seed of the synthetic dataset (default 2026)")
+
+
+def synthetic_dataset_in(output: Path, args: argparse.Namespace, create: bool = True) -> str:
+    """Point DISYRE_raw/_preprocessed/_results at ``output``'s folders; with ``create``, make and
+    preprocess the synthetic dataset (``2d_small``) unless it is there. Returns the dataset's name."""
+    for key, sub in (("DISYRE_raw", "raw"), ("DISYRE_preprocessed", "preprocessed"), ("DISYRE_results", "results")):
+        (output / sub).mkdir(parents=True, exist_ok=True)
+        os.environ[key] = str(output / sub)
+    existing = sorted((output / "raw").glob(f"Dataset{args.dataset_id:03d}_*"))
+    dataset = existing[0].name if existing else f"Dataset{args.dataset_id:03d}_DetectionAblation"
+    if create:
+        if not existing:
+            make_synthetic_dataset(args.dataset_id, args.n_train, args.n_test, seed=args.data_seed,
+                                   name="DetectionAblation", num_processes=2)
+        if not (output / "preprocessed" / dataset / "plans.json").is_file():
+            plan_and_preprocess(args.dataset_id, [BASE_CONFIGURATION], num_workers=2)
+    return dataset
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--output", type=Path, default=Path("detection_ablation_run"),
                         help="working folder (default ./detection_ablation_run)")
-    parser.add_argument("-d", "--dataset_id", type=int, default=992, help="synthetic dataset id (default 992)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                         help="variants to run (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
     parser.add_argument("--steps", type=int, default=2000, help="training steps per model (default 2000)")
-    parser.add_argument("--n_train", type=int, default=40, help="healthy training cases (default 40)")
-    parser.add_argument("--n_test", type=int, default=24, help="test cases (default 24)")
-    parser.add_argument("--data_seed", type=int, default=2026, help="seed of the synthetic dataset (default 2026)")
+    add_synthetic_dataset_flags(parser)
     parser.add_argument("--heldout", type=Path, default=None,
                         help="a second synthetic raw dataset folder (other seed) whose test cases every model also "
                         "scores: the figures on data no choice was made on")
@@ -244,17 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     output = args.output.resolve()
-    for key, sub in (("DISYRE_raw", "raw"), ("DISYRE_preprocessed", "preprocessed"), ("DISYRE_results", "results")):
-        (output / sub).mkdir(parents=True, exist_ok=True)
-        os.environ[key] = str(output / sub)
-    existing = sorted((output / "raw").glob(f"Dataset{args.dataset_id:03d}_*"))
-    dataset = existing[0].name if existing else f"Dataset{args.dataset_id:03d}_DetectionAblation"
+    dataset = synthetic_dataset_in(output, args, create=not args.table)
     if not args.table:
-        if not existing:
-            make_synthetic_dataset(args.dataset_id, args.n_train, args.n_test, seed=args.data_seed,
-                                   name="DetectionAblation", num_processes=2)
-        if not (output / "preprocessed" / dataset / "plans.json").is_file():
-            plan_and_preprocess(args.dataset_id, [BASE_CONFIGURATION], num_workers=2)
         add_variant_configurations(output / "preprocessed" / dataset, args.variants)
         for variant in args.variants:
             for seed in args.seeds:

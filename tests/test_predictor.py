@@ -191,7 +191,8 @@ def test_score_and_model_kind_must_match():
     with pytest.raises(ValueError, match="--score unconditional needs models trained without the level input"):
         predictor(Identity(), score="unconditional")
     with pytest.raises(ValueError, match="--score ensemble needs models trained with the level input"):
-        predictor(Identity(), conditional=False)
+        predictor(Identity(), conditional=False, score="ensemble")
+    assert predictor(Identity(), conditional=False).score == "unconditional"  # no --score: the model's own
     with pytest.raises(ValueError, match="singlestep takes exactly one level"):
         predictor(Identity(), score="singlestep", levels=[0, 25])
 

@@ -44,7 +44,9 @@ def test_warmup_then_cosine():
 def test_registry_names_variants():
     assert get_trainer_class("DisyreTrainerFPI").synthesis_mode == "fpi"
     assert get_trainer_class("DisyreTrainerUnconditional").conditional is False
-    with pytest.raises(ValueError, match="Unknown trainer 'Nope'; available: DisyreTrainer"):
+    assert get_trainer_class("DaeTrainer").scores == ("residual",)
+    assert get_trainer_class("FpiSegmentationTrainer").synthesis_mode == "fpi"
+    with pytest.raises(ValueError, match="Unknown trainer 'Nope'; available: DaeTrainer, DisyreTrainer, "):
         get_trainer_class("Nope")
 
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-from disyre_v2.training.network.builder import build_network
+from disyre_v2.training.network.builder import build_network, with_level_input
 from disyre_v2.training.trainer.checkpoint import IncompatibleCheckpointError, load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -21,6 +21,14 @@ class LoadedModel:
     network: torch.nn.Module
     conditional: bool
     run_folder: Path
+    # The anomaly scores that fit the model (its trainer's ``scores``; the first is the default).
+    # Checkpoints from before trainers recorded them: the DISYRE scores by the level input.
+    scores: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.scores:
+            self.scores = ("ensemble", "singlestep", "multistep") if self.conditional else ("unconditional",)
+        self.scores = tuple(self.scores)
 
 
 RUN_FOLDER = re.compile(r"^fold_(?P<fold>[0-4]|all)_seed_(?P<seed>\d+)$")
@@ -86,9 +94,7 @@ def load_models(model_folder: Path | str, configuration: str, folds: Sequence[st
         if state.get("configuration") != configuration:
             raise IncompatibleCheckpointError(
                 f"{path} was trained for configuration {state.get('configuration')!r}, not {configuration!r}.")
-        network_plans = json.loads(state["network_plans"])
-        network_plans["kwargs"]["conditional"] = bool(state["conditional"])
-        network = build_network(network_plans)
+        network = build_network(with_level_input(json.loads(state["network_plans"]), bool(state["conditional"])))
         weights = state["network"]
         if state.get("ema"):
             # Prefer the EMA weights: AveragedModel keeps the averaged network under "module.".
@@ -97,6 +103,7 @@ def load_models(model_folder: Path | str, configuration: str, folds: Sequence[st
             network.load_state_dict(weights, strict=True)
         except RuntimeError as error:
             raise IncompatibleCheckpointError(f"{path}: the weights do not fit the network of its plans ({str(error)[:200]}).") from None
-        models.append(LoadedModel(network.to(device).eval(), bool(state["conditional"]), run))
+        models.append(LoadedModel(network.to(device).eval(), bool(state["conditional"]), run,
+                                  tuple(state.get("scores") or ())))
         logger.info("Loaded %s (step %d).", path, state["step"])
     return models

@@ -96,8 +96,7 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
     todo = [case for case in cases if not (resume and (output_folder / f"{case[0]}{FILE_ENDING}").is_file()
                                            and (output_folder / f".{case[0]}.json").is_file()
                                            and (not spaces or native_map_path(output_folder, case[0]).is_file()))]
-    sidecar = {"score": predictor.score, "levels": predictor.levels,
-               "models": [str(m.run_folder) for m in predictor.models]}
+    sidecar = predictor.describe()
     written: list[Path] = []
     with background_pool(num_workers) as pool, tqdm(total=len(todo), desc="predicting", unit="case") as bar:
         upcoming = iter(todo)

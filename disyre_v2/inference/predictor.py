@@ -20,7 +20,9 @@ from disyre_v2.inference.model_loading import LoadedModel, load_models
 from disyre_v2.inference.scores import (
     SCORE_NAMES,
     ensemble_score,
+    multistep_levels,
     multistep_score,
+    segmentation_score,
     singlestep_score,
     unconditional_score,
 )
@@ -33,13 +35,14 @@ from disyre_v2.preprocessing.preprocessor import check_channel_count, preprocess
 from disyre_v2.training.schedule import SeverityScheduler
 
 class DisyrePredictor:
-    def __init__(self, plans: dict, configuration: str, models: Sequence[LoadedModel], *, score: str = "ensemble",
+    def __init__(self, plans: dict, configuration: str, models: Sequence[LoadedModel], *, score: str | None = None,
                  levels: Sequence[int] | None = None, tile_step: float | None = None, batch_windows: int | None = None,
                  multistep_step: int = 25, device: torch.device | str = "cpu", compile: bool | None = None):
-        if score not in SCORE_NAMES:
-            raise ValueError(f"Unknown score {score!r}; choose one of {', '.join(SCORE_NAMES)}.")
         if not models:
             raise ValueError("DisyrePredictor needs at least one model.")
+        score = score or models[0].scores[0]  # the trainer's own score by default
+        if score not in SCORE_NAMES:
+            raise ValueError(f"Unknown score {score!r}; choose one of {', '.join(SCORE_NAMES)}.")
         self.plans = plans
         self.configuration_name = configuration
         self.configuration = get_configuration(plans, configuration)
@@ -62,19 +65,27 @@ class DisyrePredictor:
         self.scheduler = SeverityScheduler.from_dict(self.configuration["schedule"])
         self.patch = tuple(self.configuration["patch_size"])
         self.slice_axis = int(self.configuration.get("slice_axis", 0))
-        wants_unconditional = score == "unconditional"
         for model in self.models:
-            if model.conditional == wants_unconditional:
-                kind = "without" if wants_unconditional else "with"
+            if score in model.scores:
+                continue
+            if {score, *model.scores} <= {"ensemble", "singlestep", "multistep", "unconditional"}:
+                kind = "without" if score == "unconditional" else "with"
                 raise ValueError(
                     f"--score {score} needs models trained {kind} the level input, but {model.run_folder} "
-                    f"{'is' if model.conditional else 'is not'} conditional. Use --score "
-                    f"{'ensemble' if model.conditional else 'unconditional'}.")
+                    f"{'is' if model.conditional else 'is not'} conditional. Use --score {model.scores[0]}.")
+            raise ValueError(f"--score {score} does not fit the model {model.run_folder}, whose trainer's scores are "
+                             f"{', '.join(model.scores)}. Use --score {model.scores[0]} (or leave --score out).")
         if score == "singlestep" and len(self.levels) != 1:
             raise ValueError(f"--score singlestep takes exactly one level (--levels t), got {self.levels}.")
         bad = [t for t in self.levels if not 0 <= t < self.scheduler.num_levels]
         if bad:
             raise ValueError(f"levels {bad} are outside 0..{self.scheduler.num_levels - 1}.")
+
+    def describe(self) -> dict:
+        """What each map's sidecar records: the score, its levels (where it has any) and the models."""
+        levels = self.levels if self.score in ("ensemble", "singlestep") else (
+            multistep_levels(self.scheduler.num_levels, self.multistep_step) if self.score == "multistep" else [])
+        return {"score": self.score, "levels": levels, "models": [str(m.run_folder) for m in self.models]}
 
     def default_batch_windows(self) -> int:
         """Windows per forward pass. On CPU about 32 samples per pass (windows × levels) is fastest
@@ -116,7 +127,9 @@ class DisyrePredictor:
             return singlestep_score(run, self.levels[0])
         if self.score == "multistep":
             return multistep_score(run, self.scheduler, self.multistep_step)
-        return unconditional_score(run)
+        if self.score == "segmentation":
+            return segmentation_score(run)
+        return unconditional_score(run)  # unconditional, residual
 
     @torch.inference_mode()
     def predict_preprocessed(self, data: np.ndarray, mask: np.ndarray, with_restoration: bool = False,

@@ -1,4 +1,5 @@
-"""Anomaly scores of a window batch (METHOD.md §7): ensemble, single-step, multi-step, unconditional.
+"""Anomaly scores of a window batch (METHOD.md §7): ensemble, single-step, multi-step, unconditional;
+residual and segmentation for the comparison methods.
 
 Each returns a score function for :func:`sliding_window_scores`: windows (B, C, P, P) →
 (scores (B, P, P), restorations (B, C, P, P)). Scores average |restoration − input| over channels.
@@ -12,7 +13,9 @@ import torch
 from disyre_v2.training.schedule import SeverityScheduler
 
 Network = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
-SCORE_NAMES = ("ensemble", "singlestep", "multistep", "unconditional")
+SCORE_NAMES = ("ensemble", "singlestep", "multistep", "unconditional", "residual", "segmentation")
+# Scores that read the network's output as a map of anomaly probability, not as a restoration.
+SEGMENTATION_SCORES = ("segmentation",)
 
 
 def _levels_tensor(level: int, count: int, device: torch.device) -> torch.Tensor:
@@ -42,11 +45,25 @@ def singlestep_score(network: Network, level: int) -> Callable:
 
 
 def unconditional_score(network: Network) -> Callable:
-    """AS = |P(x) − x| for a model trained without the level input."""
+    """AS = |P(x) − x| for a model trained without the level input (``unconditional``), and of the
+    reconstruction and denoising baselines (``residual``: VAE, DAE)."""
 
     def score(windows: torch.Tensor):
         restored = network(windows, None).float()
         return (restored - windows.float()).abs().mean(dim=1), restored
+
+    return score
+
+
+def segmentation_score(network: Network) -> Callable:
+    """AS = σ(P(x)) for a network that predicts the logit of an anomaly map (FPI: the interpolation
+    factor α·m). It restores nothing: the input stands in for the restoration."""
+
+    def score(windows: torch.Tensor):
+        logits = network(windows, None).float()
+        if logits.shape[1] != 1:
+            raise ValueError(f"--score segmentation needs a network with one output channel, got {logits.shape[1]}")
+        return torch.sigmoid(logits[:, 0]), windows.float()
 
     return score
 

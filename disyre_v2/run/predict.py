@@ -5,6 +5,11 @@ import argparse
 
 from disyre_v2.run.common import add_common_flags, float_between, int_at_least, int_between, run_cli
 
+# The names only (the modules that define them import torch; -h stays fast).
+MODEL_SCORES = ("ensemble", "singlestep", "multistep", "unconditional", "residual", "segmentation")
+MODEL_FREE_SCORES = ("intensity", "joint_histogram")
+ALL_SCORES = MODEL_SCORES + MODEL_FREE_SCORES
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -25,8 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-p", "--plans", default="DisyrePlans", help="plans identifier of the model (default DisyrePlans)")
     parser.add_argument("-chk", "--checkpoint", default="final", choices=["final", "latest"],
                         help="checkpoint_final.pth (default) or checkpoint_latest.pth")
-    parser.add_argument("--score", default="ensemble", choices=["ensemble", "singlestep", "multistep", "unconditional"],
-                        help="anomaly score (default ensemble: mean over levels of |P(x,t) - x|)")
+    parser.add_argument("--score", default=None, choices=list(ALL_SCORES),
+                        help="anomaly score (default: the trainer's own). Models: ensemble (DISYRE v2: mean over "
+                        "levels of |P(x,t) - x|), singlestep, multistep (DISYRE v1), unconditional (|P(x) - x| of a "
+                        "model without level input), residual (|x - P(x)| of DaeTrainer and VaeTrainer), segmentation "
+                        "(the predicted anomaly map of FpiSegmentationTrainer). No model, no training: intensity "
+                        "(one channel's normalised intensity, see --channel and --direction) and joint_histogram "
+                        "(-log density of the voxel's intensities over all channels in the healthy training cases)")
+    parser.add_argument("--channel", default=None,
+                        help="--score intensity: the channel, by name in dataset.json or number (needed when there "
+                        "are several)")
+    parser.add_argument("--direction", default="bright", choices=["bright", "dark"],
+                        help="--score intensity: bright (default: score = intensity, lesions brighter than tissue) or "
+                        "dark (score = max(1 - intensity, 0))")
     parser.add_argument("--levels", nargs="+", type=int_at_least(0), default=None,
                         help="levels t of the ensemble, each in 0..T-1 (default: the plans', 0 25 50 75), or the one "
                         "level of singlestep")
@@ -81,15 +97,24 @@ def _run(args: argparse.Namespace) -> None:
                         "give the folder that holds the cases (e.g. $DISYRE_raw/DatasetNNN_Name/imagesTs)")
     if Path(args.output).exists() and not Path(args.output).is_dir():
         raise UserError("-o must be a folder, but it is a file", args.output, "give a folder path")
+    if args.save_restorations and args.score in ("segmentation",) + MODEL_FREE_SCORES:
+        raise UserError(f"--score {args.score} restores nothing, so there is nothing for --save_restorations to write",
+                        fix="leave out --save_restorations")
+    if args.channel is not None and args.score != "intensity":
+        raise UserError(f"--channel is for --score intensity, not --score {args.score or 'of the trainer'}",
+                        fix="leave out --channel, or give --score intensity")
     dataset = resolve_dataset_name(args.dataset)
-    folder = results_folder() / dataset / f"{args.trainer}__{args.plans}__{args.configuration}"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"No model folder {folder}: train it with disyre_v2_train {args.dataset} "
-                                f"{args.configuration} FOLD -tr {args.trainer}.")
-    predictor = DisyrePredictor.from_model_folder(
-        folder, args.configuration, args.folds, args.seeds, args.checkpoint, args.device, score=args.score,
-        levels=args.levels, tile_step=args.tile_step, batch_windows=args.batch_windows,
-        multistep_step=args.multistep_step, compile={"auto": None, "on": True, "off": False}[args.compile])
+    if args.score in MODEL_FREE_SCORES:
+        predictor = _model_free_predictor(args, dataset)
+    else:
+        folder = results_folder() / dataset / f"{args.trainer}__{args.plans}__{args.configuration}"
+        if not folder.is_dir():
+            raise FileNotFoundError(f"No model folder {folder}: train it with disyre_v2_train {args.dataset} "
+                                    f"{args.configuration} FOLD -tr {args.trainer}.")
+        predictor = DisyrePredictor.from_model_folder(
+            folder, args.configuration, args.folds, args.seeds, args.checkpoint, args.device, score=args.score,
+            levels=args.levels, tile_step=args.tile_step, batch_windows=args.batch_windows,
+            multistep_step=args.multistep_step, compile={"auto": None, "on": True, "off": False}[args.compile])
     writable_folder(args.output, "-o")  # before the first case is scored
     written = predict_folder(predictor, args.input, args.output, masks_folder=args.masks,
                              save_restorations=args.save_restorations, resume=args.resume,
@@ -97,6 +122,23 @@ def _run(args: argparse.Namespace) -> None:
                              num_workers=args.num_processes if args.num_processes is not None
                              else (2 if args.device == "cuda" else 0))
     print(f"Wrote {len(written)} anomaly map(s) to {args.output}")
+
+
+def _model_free_predictor(args: argparse.Namespace, dataset: str):
+    """The intensity baselines: the dataset's plans, and for joint_histogram its healthy training cases
+    (the fitted histogram is kept in $DISYRE_results/DATASET/ModelFree__PLANS__CONFIG/)."""
+    from disyre_v2.errors import UserError
+    from disyre_v2.inference.model_free import model_free_predictor
+    from disyre_v2.paths import preprocessed_folder, raw_folder, results_folder
+    from disyre_v2.planning.plans import load_plans
+
+    plans_path = preprocessed_folder() / dataset / "plans.json"
+    if not plans_path.is_file():
+        raise UserError(f"--score {args.score} uses the dataset's plans, but there are none", plans_path,
+                        f"run disyre_v2_plan_and_preprocess -d {args.dataset} -c {args.configuration} first")
+    return model_free_predictor(load_plans(plans_path), args.configuration, args.score, raw_folder() / dataset,
+                                results_folder() / dataset / f"ModelFree__{args.plans}__{args.configuration}",
+                                channel=args.channel, direction=args.direction)
 
 
 def main(argv: list[str] | None = None) -> int:

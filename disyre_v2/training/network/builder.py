@@ -5,16 +5,28 @@ visible here, and a typo fails with the list of valid names.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
 from disyre_v2.training.network.unet import DisyreUNet
+from disyre_v2.training.network.vae import ConvVAE
 
 NETWORK_REGISTRY: dict[str, type[nn.Module]] = {
     "DisyreUNet": DisyreUNet,
+    "ConvVAE": ConvVAE,
 }
+
+
+def with_level_input(network_plans: Mapping[str, Any], conditional: bool) -> dict:
+    """``network_plans`` with the U-Net's level input switched on or off. Checkpoints store the plans'
+    network and ``conditional`` apart; networks without a level input (the VAE) are returned as they are."""
+    plans = json.loads(json.dumps(dict(network_plans)))
+    if plans.get("class_name") == "DisyreUNet":
+        plans.setdefault("kwargs", {})["conditional"] = bool(conditional)
+    return plans
 
 
 def build_network(network_plans: Mapping[str, Any]) -> nn.Module:

@@ -26,7 +26,7 @@ from disyre_v2.training.anomalies.transform import AnomalySynthesisTransform
 from disyre_v2.training.augmentation import MaskAndClipTransform, build_augmentation
 from disyre_v2.training.data_loader import SliceDataLoader
 from disyre_v2.training.data_pipeline import build_batch_generator
-from disyre_v2.training.network.builder import build_network
+from disyre_v2.training.network.builder import build_network, with_level_input
 from disyre_v2.training.schedule import SeverityScheduler
 from disyre_v2.training.trainer.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from disyre_v2.training.trainer.distributed import (DistributedContext, all_reduce_max, all_reduce_mean, all_reduce_mean_tensor,
@@ -59,6 +59,10 @@ class DisyreTrainer:
 
     synthesis_mode: str | None = None  # None: the mode of the plans ("dag")
     conditional: bool = True
+    # Anomaly scores of disyre_v2_predict that fit this trainer's models; the first is the default.
+    scores: tuple[str, ...] = ("ensemble", "singlestep", "multistep")
+    # Batch entries besides data/target/t/mask that the loss reads (moved to the device).
+    extra_batch_keys: tuple[str, ...] = ()
     num_steps: int | None = None  # None: the plans' training.num_steps
     val_every: int = 250
     num_validation_batches: int = 2
@@ -116,11 +120,14 @@ class DisyreTrainer:
                 "num_steps": self.num_steps, "val_every": self.val_every, "deterministic": self.deterministic}
 
     # -- set-up ----------------------------------------------------------------------------
+    def network_plans(self) -> dict:
+        """The network build_network makes for this trainer, as stored in every checkpoint: the plans'
+        U-Net (whether it takes the level input is stored apart, as ``conditional``)."""
+        return json.loads(json.dumps(self.configuration["network"]))
+
     def initialize(self) -> None:
         self._seed_everything()
-        network_plans = json.loads(json.dumps(self.configuration["network"]))
-        network_plans["kwargs"]["conditional"] = self.conditional
-        self.network = build_network(network_plans).to(self.device)
+        self.network = build_network(with_level_input(self.network_plans(), self.conditional)).to(self.device)
         self.scheduler = SeverityScheduler.from_dict(self.configuration["schedule"])
         # The fused kernel updates every parameter in one launch on CUDA (no effect on the result
         # beyond float rounding); the CPU keeps the default implementation.
@@ -184,7 +191,12 @@ class DisyreTrainer:
                             "disyre_v2_plan_and_preprocess to recreate it from the training cases")
 
     def synthesis_transform(self, seed: int) -> AnomalySynthesisTransform:
+        """The corruption of the clean slices (x0 → x_sc, t), last of the batch transforms."""
         return AnomalySynthesisTransform.from_plans(self.configuration, seed=seed, mode=self.synthesis_mode)
+
+    def target_transforms(self) -> list:
+        """Transforms after the corruption that derive what the loss needs (none for a restoration)."""
+        return []
 
     def build_data_pipeline(self) -> None:
         train_cases, val_cases = self.split()
@@ -196,7 +208,8 @@ class DisyreTrainer:
             rank=self.distributed.rank, slice_axis=self.configuration.get("slice_axis", 0),
             crop_mode=batch.get("crop_mode", "slice_brain_box"))
         self.train_synthesis = self.synthesis_transform(self.seed)
-        transforms = build_augmentation(self.configuration["augmentation"], patch) + [self.train_synthesis]
+        transforms = (build_augmentation(self.configuration["augmentation"], patch) + [self.train_synthesis]
+                      + self.target_transforms())
         workers = 0 if self.deterministic else None
         self.train_batches = build_batch_generator(self.train_loader, transforms, workers,
                                                    pin_memory=self.device.type == "cuda")
@@ -208,8 +221,8 @@ class DisyreTrainer:
         loader = SliceDataLoader(data_folder, cases, self.configuration["patch_size"], batch["n_volumes"],
                                  batch["n_slices"], seed=VALIDATION_SEED, fold=0)
         # Validation slices are not augmented: only masked and clipped, then corrupted.
-        generator = build_batch_generator(loader, [MaskAndClipTransform(), self.synthesis_transform(VALIDATION_SEED)],
-                                          num_workers=0)
+        transforms = [MaskAndClipTransform(), self.synthesis_transform(VALIDATION_SEED)] + self.target_transforms()
+        generator = build_batch_generator(loader, transforms, num_workers=0)
         return [self._to_tensors(next(generator)) for _ in range(self.num_validation_batches)]
 
     def _to_tensors(self, batch: dict) -> dict:
@@ -223,8 +236,10 @@ class DisyreTrainer:
                 tensor = tensor.pin_memory()
             return tensor.to(self.device, non_blocking=cuda)
 
-        return {"data": move(batch["data"]), "target": move(batch["target"]),
-                "t": move(batch["t"], torch.long), "mask": move(batch["mask"])}
+        tensors = {"data": move(batch["data"]), "target": move(batch["target"]),
+                   "t": move(batch["t"], torch.long), "mask": move(batch["mask"])}
+        tensors.update({key: move(batch[key]) for key in self.extra_batch_keys})
+        return tensors
 
     # -- steps -----------------------------------------------------------------------------
     def autocast(self):
@@ -282,8 +297,9 @@ class DisyreTrainer:
             "trainer_arguments": self.arguments(),
             "plans_identifier": self.plans.get("plans_name", "DisyrePlans"),
             "configuration": self.configuration_name,
-            "network_plans": json.dumps(self.configuration["network"], sort_keys=True),
+            "network_plans": json.dumps(self.network_plans(), sort_keys=True),
             "conditional": self.conditional,
+            "scores": list(self.scores),
             "progress": self.progress.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_global_state(), "python": json.dumps(random.getstate())},
         }
@@ -304,7 +320,7 @@ class DisyreTrainer:
         state = load_checkpoint(path, map_location=self.device)
         check_compatible(state, path, trainer_name=self.name, configuration=self.configuration_name,
                          plans_identifier=self.plans.get("plans_name", "DisyrePlans"),
-                         network_plans=json.dumps(self.configuration["network"], sort_keys=True))
+                         network_plans=json.dumps(self.network_plans(), sort_keys=True))
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         for group in self.optimizer.param_groups:  # the saved run may have used another device

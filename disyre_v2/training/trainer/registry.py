@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from disyre_v2.training.trainer.base import DisyreTrainer
+from disyre_v2.training.trainer.baselines import BASELINE_TRAINERS
 from disyre_v2.training.trainer.variants import VARIANTS
 
-TRAINERS: dict[str, type[DisyreTrainer]] = {"DisyreTrainer": DisyreTrainer, **{c.__name__: c for c in VARIANTS}}
+TRAINERS: dict[str, type[DisyreTrainer]] = {"DisyreTrainer": DisyreTrainer,
+                                            **{c.__name__: c for c in VARIANTS + BASELINE_TRAINERS}}
 
 
 def trainer_names() -> list[str]:

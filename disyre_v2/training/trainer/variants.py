@@ -14,6 +14,7 @@ class DisyreTrainerUnconditional(DisyreTrainer):
     """DAG corruption, network without the level input (Unconditional+DAG)."""
 
     conditional = False
+    scores = ("unconditional",)
 
 
 class DisyreTrainerFPIUnconditional(DisyreTrainer):
@@ -21,6 +22,7 @@ class DisyreTrainerFPIUnconditional(DisyreTrainer):
 
     synthesis_mode = "fpi"
     conditional = False
+    scores = ("unconditional",)
 
 
 class DisyreTrainer_debug(DisyreTrainer):
@@ -33,6 +35,7 @@ class DisyreTrainer_debug(DisyreTrainer):
 
 class DisyreTrainerUnconditional_debug(DisyreTrainer_debug):
     conditional = False
+    scores = ("unconditional",)
 
 
 VARIANTS = [DisyreTrainerFPI, DisyreTrainerUnconditional, DisyreTrainerFPIUnconditional, DisyreTrainer_debug,

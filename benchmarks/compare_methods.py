@@ -1,0 +1,166 @@
+"""The comparison methods side by side on the synthetic benchmark (documentation/explanation/comparison.md).
+
+Every learned method is trained with ``disyre_v2_train``'s code on the same preprocessed data, with the
+same configuration (``2d_small``: batch, patch, optimiser, learning rate, schedule) and the same number
+of steps per model, for each seed; predicted with ``disyre_v2_predict``'s code (each method's own
+score, the plans' median filter) and evaluated with ``disyre_v2_evaluate``'s. The model-free
+intensity baselines (``--score intensity`` / ``joint_histogram``) are scored on the same cases. Run by
+hand, e.g. reusing the detection-ablation folder (its DISYRE v2 runs are reused when present):
+
+    python benchmarks/compare_methods.py -o det_run --steps 2000 --seeds 0 1 \
+        --heldout det_heldout/Dataset993_HeldOut
+
+Writes -o/compare_methods.{json,md}: per method mean ± spread (half the range) over seeds of AP and
+best [Dice] (all voxels and per lesion kind), volume AUROC, the rim ratio and training seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from detection_ablation import KINDS, add_synthetic_dataset_flags, summary_row, synthetic_dataset_in  # noqa: E402
+
+from disyre_v2.evaluation.evaluator import evaluate_folders  # noqa: E402
+from disyre_v2.inference.model_free import model_free_predictor  # noqa: E402
+from disyre_v2.inference.model_loading import load_models  # noqa: E402
+from disyre_v2.inference.predict_folder import predict_folder  # noqa: E402
+from disyre_v2.inference.predictor import DisyrePredictor  # noqa: E402
+from disyre_v2.planning.plans import load_plans  # noqa: E402
+from disyre_v2.training.run_training import train  # noqa: E402
+
+CONFIGURATION = "2d_small"
+# Method → trainer (each predicted with its trainer's own score).
+LEARNED = {"DISYRE v2": "DisyreTrainer", "DAE": "DaeTrainer", "VAE": "VaeTrainer", "FPI": "FpiSegmentationTrainer"}
+# Method → (score, channel, direction) of the model-free baselines.
+MODEL_FREE = {"intensity T2 (bright)": ("intensity", "T2", "bright"),
+              "intensity T1 (dark)": ("intensity", "T1", "dark"),
+              "joint T1/T2 histogram": ("joint_histogram", None, "bright")}
+
+
+def evaluation_sets(output: Path, dataset: str, heldout: Path | None) -> list[tuple[str, Path]]:
+    sets = [("test", output / "raw" / dataset)]
+    return sets + ([("heldout", heldout)] if heldout is not None else [])
+
+
+def maps_folder(output: Path, set_name: str, method: str, seed: int | None) -> Path:
+    name = method.replace(" ", "_").replace("/", "-").replace("(", "").replace(")", "")
+    return output / f"compare_maps_{set_name}" / (f"{name}_seed{seed}" if seed is not None else name)
+
+
+def score_sets(predictor, sets, output: Path, method: str, seed: int | None) -> dict:
+    rows = {}
+    for set_name, raw in sets:
+        maps = maps_folder(output, set_name, method, seed)
+        predict_folder(predictor, raw / "imagesTs", maps, resume=True)
+        rows[set_name] = summary_row(evaluate_folders(maps, raw / "labelsTs", progress=False))
+    return rows
+
+
+def run_learned(output: Path, dataset: str, method: str, seed: int, steps: int, sets) -> dict:
+    trainer = LEARNED[method]
+    model_folder = output / "results" / dataset / f"{trainer}__DisyrePlans__{CONFIGURATION}"
+    run_folder = model_folder / f"fold_all_seed_{seed}"
+    seconds = None
+    if not (run_folder / "checkpoint_final.pth").is_file():
+        started = time.perf_counter()
+        train(dataset, CONFIGURATION, "all", trainer=trainer, seed=seed, num_steps=steps)
+        seconds = time.perf_counter() - started
+    steps_trained = json.loads((run_folder / "debug.json").read_text()).get("steps_trained")
+    if steps_trained is not None and steps_trained != steps:
+        logging.warning("%s seed %d was trained for %s steps, not %d.", method, seed, steps_trained, steps)
+    predictor = DisyrePredictor(load_plans(model_folder), CONFIGURATION,
+                                load_models(model_folder, CONFIGURATION, seeds=[seed]))
+    return {"method": method, "seed": seed, "steps": steps_trained, "train_s": seconds,
+            **score_sets(predictor, sets, output, method, seed)}
+
+
+def run_model_free(output: Path, dataset: str, method: str, sets) -> dict:
+    score, channel, direction = MODEL_FREE[method]
+    predictor = model_free_predictor(load_plans(output / "preprocessed" / dataset / "plans.json"), CONFIGURATION,
+                                     score, output / "raw" / dataset,
+                                     output / "results" / dataset / f"ModelFree__DisyrePlans__{CONFIGURATION}",
+                                     channel=channel, direction=direction)
+    return {"method": method, "seed": None, **score_sets(predictor, sets, output, method, None)}
+
+
+def _cell(values: list) -> str:
+    """mean ± half the range over seeds (one value: the value)."""
+    values = [v for v in values if v is not None and not np.isnan(v)]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ± {(max(values) - min(values)) / 2:.3f}"
+
+
+def markdown(runs: list[dict], set_name: str) -> str:
+    lines = ["| method | seeds | AP all | [Dice] all | glioma-like AP [Dice] | stroke-like AP [Dice] | subtle AP [Dice] "
+             "| volume AUROC | rim ratio | training s per seed |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for method in list(LEARNED) + list(MODEL_FREE):
+        rows = [r[set_name] for r in runs if r["method"] == method and set_name in r]
+        if not rows:
+            continue
+        kind_cells = []
+        for kind in KINDS:
+            kind_cells.append(f"{_cell([r[kind][0] for r in rows if kind in r])} "
+                              f"[{_cell([r[kind][1] for r in rows if kind in r])}]")
+        seconds = [r["train_s"] for r in runs if r["method"] == method and r.get("train_s")]
+        lines.append(f"| {method} | {len(rows) if method in LEARNED else '-'} | {_cell([r['all'][0] for r in rows])} | "
+                     f"{_cell([r['all'][1] for r in rows])} | {' | '.join(kind_cells)} | "
+                     f"{_cell([r['volume_auroc'] for r in rows])} | "
+                     f"{_cell([r['rim_ratio'] for r in rows])} | {f'{np.mean(seconds):.0f}' if seconds else '-'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-o", "--output", type=Path, default=Path("compare_methods_run"),
+                        help="working folder (default ./compare_methods_run)")
+    parser.add_argument("--methods", nargs="+", default=list(LEARNED) + list(MODEL_FREE),
+                        choices=list(LEARNED) + list(MODEL_FREE), help="methods to run (default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default 0 1)")
+    parser.add_argument("--steps", type=int, default=2000, help="training steps per model (default 2000)")
+    add_synthetic_dataset_flags(parser)
+    parser.add_argument("--heldout", type=Path, default=None,
+                        help="a second synthetic raw dataset folder whose test cases every method also scores")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    output = args.output.resolve()
+    dataset = synthetic_dataset_in(output, args)
+    sets = evaluation_sets(output, dataset, args.heldout.resolve() if args.heldout else None)
+    results_path = output / "compare_methods.json"
+    runs = json.loads(results_path.read_text())["runs"] if results_path.is_file() else []
+    # The quick model-free baselines first, then every learned method's first seed, then the next seed.
+    jobs = [(m, None) for m in args.methods if m in MODEL_FREE]
+    jobs += [(m, seed) for seed in args.seeds for m in args.methods if m in LEARNED]
+    for method, seed in jobs:
+        if any(r["method"] == method and r["seed"] == seed for r in runs):
+            continue
+        if True:
+            result = (run_learned(output, dataset, method, seed, args.steps, sets) if method in LEARNED
+                      else run_model_free(output, dataset, method, sets))
+            runs.append(result)
+            results_path.write_text(json.dumps({"steps": args.steps, "configuration": CONFIGURATION,
+                                                "runs": runs}, indent=2) + "\n")
+            logging.info("%s seed %s: %s", method, seed, json.dumps(result["test"]))
+    tables = []
+    for set_name, raw in sets:
+        tables.append(f"### {set_name}: {raw.name}, configuration {CONFIGURATION}, {args.steps} steps per model, "
+                      f"seeds {' '.join(map(str, args.seeds))}; mean ± half the range over seeds\n\n"
+                      + markdown(runs, set_name))
+    text = "\n\n".join(tables) + "\n"
+    (output / "compare_methods.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
