@@ -51,3 +51,10 @@ def test_two_gloo_ranks_train_resume_and_agree(tmp_path):
     assert state["step"] == 6 and len(state["progress"]["train_loss"]) == 6
     assert "Resumed from" in (run / "training_log.txt").read_text()
     assert torch.isfinite(torch.tensor(state["progress"]["train_loss"])).all()
+
+    # A comparison method with its own network (BatchNorm buffers, a tuple output in training):
+    # DDP keeps the ranks' parameters identical too.
+    vae = torchrun(["1", "2d_small", "0", "-tr", "VaeTrainer", "--steps", "3"], env)
+    assert vae.returncode == 0, vae.stderr[-3000:]
+    log = (tmp_path / "res" / name / "VaeTrainer__DisyrePlans__2d_small" / "fold_0_seed_0" / "training_log.txt").read_text()
+    assert "Parameters identical on 2 ranks" in log
