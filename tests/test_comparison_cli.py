@@ -131,6 +131,11 @@ def test_user_errors_name_the_fix(env, capsys):
     assert predict_cli.main([*common, "-o", str(tmp_path / "a"), "--channel", "T1"]) == 2
     assert "--channel is for --score intensity" in capsys.readouterr().err
     train(1, "2d_small", "all", trainer="DaeTrainer", num_steps=1)
+    train(1, "2d_small", "all", trainer="FpiSegmentationTrainer", num_steps=1)
+    # The trainer's own score (no --score given) restores nothing either.
+    assert predict_cli.main([*common, "-o", str(tmp_path / "a"), "-tr", "FpiSegmentationTrainer",
+                             "--save_restorations"]) == 2
+    assert "--score segmentation restores nothing" in capsys.readouterr().err
     assert predict_cli.main([*common, "-o", str(tmp_path / "a"), "-tr", "DaeTrainer", "--score", "ensemble"]) == 2
     assert "--score ensemble does not fit the model" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()  # nothing written by a refused call

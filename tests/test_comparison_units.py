@@ -198,6 +198,8 @@ def test_joint_histogram_counts_scores_and_round_trips(tmp_path):
     np.testing.assert_array_equal(loaded.counts, histogram.counts)
     assert loaded.upper == 1.0 and loaded.bins == 4
     assert JointHistogram.load(tmp_path / "h.npz", {"cases": ["b"]}) is None  # fitted on other cases
+    (tmp_path / "h.npz").write_bytes(b"PK\x03\x04damaged")
+    assert JointHistogram.load(tmp_path / "h.npz", {"cases": ["a"]}) is None  # refitted, not a crash
     with pytest.raises(ValueError, match="empty"):
         JointHistogram(1, 4).density()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -100,14 +101,14 @@ class JointHistogram:
 
     @classmethod
     def load(cls, path: Path, source: dict) -> "JointHistogram | None":
-        """The histogram stored at ``path`` if it was fitted from ``source``, else None."""
+        """The histogram stored at ``path`` if it was fitted from ``source`` and is readable, else None."""
         try:
             with np.load(path, allow_pickle=False) as stored:
                 if str(stored["source"]) != json.dumps(source, sort_keys=True):
                     return None
                 counts, upper = stored["counts"], float(stored["upper"])
-        except (OSError, KeyError, ValueError):
-            return None
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return None  # unreadable (e.g. damaged by hand): fitted again and rewritten
         histogram = cls(counts.ndim, counts.shape[0], upper)
         histogram.counts = counts
         return histogram

@@ -97,9 +97,7 @@ def _run(args: argparse.Namespace) -> None:
                         "give the folder that holds the cases (e.g. $DISYRE_raw/DatasetNNN_Name/imagesTs)")
     if Path(args.output).exists() and not Path(args.output).is_dir():
         raise UserError("-o must be a folder, but it is a file", args.output, "give a folder path")
-    if args.save_restorations and args.score in ("segmentation",) + MODEL_FREE_SCORES:
-        raise UserError(f"--score {args.score} restores nothing, so there is nothing for --save_restorations to write",
-                        fix="leave out --save_restorations")
+    _check_restorations_wanted(args.save_restorations, args.score)  # before a histogram is fitted
     if args.channel is not None and args.score != "intensity":
         raise UserError(f"--channel is for --score intensity, not --score {args.score or 'of the trainer'}",
                         fix="leave out --channel, or give --score intensity")
@@ -115,6 +113,7 @@ def _run(args: argparse.Namespace) -> None:
             folder, args.configuration, args.folds, args.seeds, args.checkpoint, args.device, score=args.score,
             levels=args.levels, tile_step=args.tile_step, batch_windows=args.batch_windows,
             multistep_step=args.multistep_step, compile={"auto": None, "on": True, "off": False}[args.compile])
+    _check_restorations_wanted(args.save_restorations, predictor.score)  # the trainer's own score
     writable_folder(args.output, "-o")  # before the first case is scored
     written = predict_folder(predictor, args.input, args.output, masks_folder=args.masks,
                              save_restorations=args.save_restorations, resume=args.resume,
@@ -122,6 +121,14 @@ def _run(args: argparse.Namespace) -> None:
                              num_workers=args.num_processes if args.num_processes is not None
                              else (2 if args.device == "cuda" else 0))
     print(f"Wrote {len(written)} anomaly map(s) to {args.output}")
+
+
+def _check_restorations_wanted(save_restorations: bool, score: str | None) -> None:
+    from disyre_v2.errors import UserError
+
+    if save_restorations and score in ("segmentation",) + MODEL_FREE_SCORES:
+        raise UserError(f"--score {score} restores nothing, so there is nothing for --save_restorations to write",
+                        fix="leave out --save_restorations")
 
 
 def _model_free_predictor(args: argparse.Namespace, dataset: str):
