@@ -18,7 +18,12 @@ def test_quick_demo_runs_the_whole_chain(tmp_path, monkeypatch, capsys):
     summary = json.loads((output / "demo_summary.json").read_text())
     assert summary["n_cases"] == 3 and set(summary["per_kind"]) <= {"brats", "atlas", "subtle", "healthy", "none"}
     assert 0.0 <= summary["pooled"]["average_precision"] <= 1.0
-    assert summary["demo"]["quick"] is True and summary["demo"]["timings"]["training_s"] < 120
+    assert summary["demo"]["quick"] is True and summary["demo"]["timings"]["training_s"] > 0
+    # The time budget (not a wall-clock assertion, which a loaded machine would break) ended the
+    # training before its step limit, and the run says how many steps it made.
+    debug = next((output / "results").glob("Dataset990_*/DisyreTrainer__DisyrePlans__2d_small/fold_all_seed_0/debug.json"))
+    info = json.loads(debug.read_text())
+    assert info["time_budget_s"] == 45.0 and 1 <= info["steps_trained"] < 3000
     assert (output / "report" / "index.html").is_file()
     assert len(list((output / "predictions").glob("*.nii.gz"))) == 3
     assert (output / "predictions" / "volume_scores.csv").is_file()
