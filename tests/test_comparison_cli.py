@@ -13,7 +13,7 @@ from disyre_v2.run import train as train_cli
 from disyre_v2.training.run_training import train
 from disyre_v2.training.trainer.checkpoint import load_checkpoint
 from disyre_v2.training.trainer.registry import get_trainer_class
-from tests.trainer_fixtures import make_preprocessed_dataset, point_environment_at
+from tests.trainer_fixtures import crash_then_resume, make_preprocessed_dataset, point_environment_at
 
 TRAINERS = {"DaeTrainer": "residual", "VaeTrainer": "residual", "FpiSegmentationTrainer": "segmentation"}
 
@@ -80,20 +80,8 @@ def test_resume_of_each_method_reaches_the_uninterrupted_weights(env, monkeypatc
     straight = train(1, "2d_small", 0, trainer=trainer, seed=2, num_steps=4, val_every=2, deterministic=True)
     reference = load_checkpoint(straight / "checkpoint_final.pth")["network"]
     monkeypatch.setenv("DISYRE_results", str(tmp_path / "second"))
-    trainer_class = get_trainer_class(trainer)
-    original = trainer_class.train_step
-
-    def crash_at_three(self, batch):
-        if self.step == 2:
-            raise KeyboardInterrupt("simulated crash")
-        return original(self, batch)
-
-    monkeypatch.setattr(trainer_class, "train_step", crash_at_three)
-    with pytest.raises(KeyboardInterrupt):
-        train(1, "2d_small", 0, trainer=trainer, seed=2, num_steps=4, val_every=2, deterministic=True)
-    monkeypatch.setattr(trainer_class, "train_step", original)
-    resumed = train(1, "2d_small", 0, trainer=trainer, seed=2, num_steps=4, val_every=2, deterministic=True,
-                    resume=True)
+    resumed = crash_then_resume(monkeypatch, get_trainer_class(trainer), 2, 1, "2d_small", 0, trainer=trainer,
+                                seed=2, num_steps=4, val_every=2, deterministic=True)
     final = load_checkpoint(resumed / "checkpoint_final.pth")["network"]
     assert final.keys() == reference.keys()
     for key in reference:

@@ -89,7 +89,7 @@ def write_raw_case(folder, case, truth, sagittal=False):
 
 def test_a_lesion_drawn_in_native_space_comes_back_where_it_was(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "prepared"
-    head = write_raw_case(raw, "p1", known_affine(6), sagittal=True)
+    write_raw_case(raw, "p1", known_affine(6), sagittal=True)
     (raw / "dataset.json").write_text(json.dumps({"name": "Raw", "channel_names": {"0": "T1"}, "labels": {},
                                                   "file_ending": ".nii.gz", "numTraining": 0, "numTest": 1}))
     template, template_mask = write_template(tmp_path)
@@ -171,7 +171,7 @@ def test_predict_native_space_writes_maps_on_the_original_scans(tmp_path):
 
     raw, prepared = tmp_path / "raw", tmp_path / "prepared"
     truth = known_affine(9)
-    head = write_raw_case(raw, "p2", truth, sagittal=True)
+    write_raw_case(raw, "p2", truth, sagittal=True)
     template, template_mask = write_template(tmp_path)
     assert cli.main(["-i", str(raw), "-o", str(prepared), "--skull_strip", "template", "--template", template,
                      "--template_mask", template_mask]) == 0

@@ -9,7 +9,7 @@ from disyre_v2.training.trainer.checkpoint import IncompatibleCheckpointError, l
 from disyre_v2.training.trainer.lr_schedule import warmup_cosine_factor
 from disyre_v2.training.trainer.registry import get_trainer_class
 from disyre_v2.run import train as cli
-from tests.trainer_fixtures import make_preprocessed_dataset, point_environment_at
+from tests.trainer_fixtures import crash_then_resume, make_preprocessed_dataset, point_environment_at
 
 
 @pytest.fixture(scope="module")
@@ -74,19 +74,9 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(env, monkeypatc
     straight = train(1, "2d_small", 1, trainer="DisyreTrainer_debug", seed=3, deterministic=True)
     reference = weights(straight / "checkpoint_final.pth")
     # Same seed again, crashing right after the checkpoint at step 3, then continued with --c.
-    original_step = DisyreTrainer.train_step
     monkeypatch.setenv("DISYRE_results", str(env.parent / "second"))
-
-    def crash_at_four(self, batch):
-        if self.step == 3:
-            raise KeyboardInterrupt("simulated crash")
-        return original_step(self, batch)
-
-    monkeypatch.setattr(DisyreTrainer, "train_step", crash_at_four)
-    with pytest.raises(KeyboardInterrupt):
-        train(1, "2d_small", 1, trainer="DisyreTrainer_debug", seed=3, deterministic=True)
-    monkeypatch.setattr(DisyreTrainer, "train_step", original_step)
-    resumed = train(1, "2d_small", 1, trainer="DisyreTrainer_debug", seed=3, deterministic=True, resume=True)
+    resumed = crash_then_resume(monkeypatch, DisyreTrainer, 3, 1, "2d_small", 1, trainer="DisyreTrainer_debug", seed=3,
+                                deterministic=True)
     assert resumed != straight and load_checkpoint(resumed / "checkpoint_final.pth")["step"] == 6
     final = weights(resumed / "checkpoint_final.pth")
     for key in reference:

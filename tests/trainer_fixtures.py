@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from disyre_v2.planning.plan_and_preprocess_api import plan_and_preprocess
+from disyre_v2.training.run_training import train
 from tests.planning_test_data import write_raw_dataset
 
 # Small enough for a CPU step in well under a second: 2 volumes x 2 slices of 16 x 16.
@@ -37,3 +40,20 @@ def point_environment_at(patch, root: Path, results: Path | None = None) -> None
     patch.setenv("DISYRE_preprocessed", str(root / "pre"))
     patch.setenv("DISYRE_results", str(results if results is not None else root / "res"))
     patch.setenv("DISYRE_n_proc_DA", "0")
+
+
+def crash_then_resume(patch, trainer_class: type, crash_at_step: int, *train_args, **train_kwargs) -> Path:
+    """``train(*train_args, **train_kwargs)`` crashing (KeyboardInterrupt) when ``trainer_class``'s
+    step reaches ``crash_at_step``, then continued with ``resume=True``; returns the run folder."""
+    original = trainer_class.train_step
+
+    def crash(self, batch):
+        if self.step == crash_at_step:
+            raise KeyboardInterrupt("simulated crash")
+        return original(self, batch)
+
+    patch.setattr(trainer_class, "train_step", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(*train_args, **train_kwargs)
+    patch.setattr(trainer_class, "train_step", original)
+    return train(*train_args, **train_kwargs, resume=True)

@@ -21,7 +21,6 @@ import json
 import logging
 import zipfile
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -32,11 +31,12 @@ from disyre_v2.dataset.layout import list_raw_cases
 from disyre_v2.errors import UserError
 from disyre_v2.imageio.atomic import atomic_path
 from disyre_v2.inference.postprocessing import median_filter_map
+from disyre_v2.inference.predictor import prepare_case
+from disyre_v2.inference.score_names import MODEL_FREE_SCORES
 from disyre_v2.planning.plans import get_configuration
 
 logger = logging.getLogger(__name__)
 
-MODEL_FREE_SCORES = ("intensity", "joint_histogram")
 DIRECTIONS = ("bright", "dark")
 HISTOGRAM_RANGE = 1.5  # upper edge in units of the 98th brain percentile
 HISTOGRAM_SMOOTHING = 1.0  # σ in bins
@@ -72,6 +72,7 @@ class JointHistogram:
         self.channels, self.upper = int(channels), float(upper)
         self.bins = int(bins or bins_per_channel(self.channels))
         self.counts = np.zeros((self.bins,) * self.channels, np.float64)
+        self._density: np.ndarray | None = None  # of the counts so far; computed once, not per case
 
     def _cells(self, values: np.ndarray) -> tuple[np.ndarray, ...]:
         """Bin index per channel of (C, N) values; below 0 → first bin, at or above ``upper`` → last."""
@@ -81,12 +82,15 @@ class JointHistogram:
     def add(self, data: np.ndarray, mask: np.ndarray) -> None:
         """Count the brain voxels of preprocessed (C, Z, Y, X) data."""
         np.add.at(self.counts, self._cells(np.asarray(data)[:, np.asarray(mask, bool)]), 1)
+        self._density = None
 
     def density(self) -> np.ndarray:
-        if not self.counts.any():
-            raise ValueError("the joint histogram is empty: no healthy brain voxel was counted")
-        smooth = ndimage.gaussian_filter(self.counts, HISTOGRAM_SMOOTHING, mode="constant")
-        return smooth / smooth.sum()
+        if self._density is None:
+            if not self.counts.any():
+                raise ValueError("the joint histogram is empty: no healthy brain voxel was counted")
+            smooth = ndimage.gaussian_filter(self.counts, HISTOGRAM_SMOOTHING, mode="constant")
+            self._density = smooth / smooth.sum()
+        return self._density
 
     def score(self, data: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """−log p(x) of every voxel of (C, Z, Y, X) data ((Z, Y, X), 0 outside ``mask`` if given)."""
@@ -119,8 +123,6 @@ def fit_joint_histogram(plans: dict, configuration: dict, raw_dataset: Path, cac
     """The joint histogram of the healthy training cases (imagesTr, masksTr) of ``raw_dataset``,
     preprocessed with ``configuration`` (unclipped). Stored in ``cache_folder``/joint_histogram.npz
     and reused while the cases and the configuration stay the same."""
-    from disyre_v2.inference.predictor import prepare_case  # the predictor's own preprocessing
-
     cases = list_raw_cases(raw_dataset, "Tr", load_dataset_json(raw_dataset))
     if not cases:
         raise UserError("the dataset has no training case to fit the joint histogram on", raw_dataset / "imagesTr",
@@ -160,10 +162,7 @@ def channel_index(plans: dict, channel: str | int | None) -> int:
 
 
 class ModelFreePredictor:
-    """The predictor interface of :func:`predict_folder` for the intensity baselines."""
-
-    models: list = []
-    levels: list = []
+    """The predictor interface of :func:`predict_folder` for the intensity baselines (no models)."""
 
     def __init__(self, plans: dict, configuration: str, score: str, *, channel: str | int | None = None,
                  direction: str = "bright", histogram: JointHistogram | None = None):
@@ -212,7 +211,3 @@ def model_free_predictor(plans: dict, configuration: str, score: str, raw_datase
         histogram = fit_joint_histogram(plans, unclipped(get_configuration(plans, configuration)), raw_dataset,
                                         cache_folder)
     return ModelFreePredictor(plans, configuration, score, channel=channel, direction=direction, histogram=histogram)
-
-
-__all__: Sequence[str] = ("MODEL_FREE_SCORES", "JointHistogram", "ModelFreePredictor", "model_free_predictor",
-                          "intensity_map", "fit_joint_histogram")

@@ -10,6 +10,7 @@ from typing import Sequence
 
 import torch
 
+from disyre_v2.inference.score_names import default_scores
 from disyre_v2.training.network.builder import build_network, with_level_input
 from disyre_v2.training.trainer.checkpoint import IncompatibleCheckpointError, load_checkpoint
 
@@ -26,9 +27,7 @@ class LoadedModel:
     scores: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if not self.scores:
-            self.scores = ("ensemble", "singlestep", "multistep") if self.conditional else ("unconditional",)
-        self.scores = tuple(self.scores)
+        self.scores = tuple(self.scores) or default_scores(self.conditional)
 
 
 RUN_FOLDER = re.compile(r"^fold_(?P<fold>[0-4]|all)_seed_(?P<seed>\d+)$")

@@ -27,6 +27,7 @@ from disyre_v2.inference.scores import (
     unconditional_score,
 )
 from disyre_v2.inference.postprocessing import median_filter_map
+from disyre_v2.inference.score_names import LEVEL_SCORES
 from disyre_v2.inference.sliding_window import sliding_window_scores
 from disyre_v2.planning.plans import get_configuration, load_plans
 from disyre_v2.preprocessing.inverse import extend_beyond_mask, restore_to_raw
@@ -68,7 +69,7 @@ class DisyrePredictor:
         for model in self.models:
             if score in model.scores:
                 continue
-            if {score, *model.scores} <= {"ensemble", "singlestep", "multistep", "unconditional"}:
+            if {score, *model.scores} <= {*LEVEL_SCORES, "unconditional"}:
                 kind = "without" if score == "unconditional" else "with"
                 raise ValueError(
                     f"--score {score} needs models trained {kind} the level input, but {model.run_folder} "

@@ -10,12 +10,11 @@ from typing import Callable, Sequence
 
 import torch
 
+from disyre_v2.inference.score_names import MODEL_SCORES
 from disyre_v2.training.schedule import SeverityScheduler
 
 Network = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
-SCORE_NAMES = ("ensemble", "singlestep", "multistep", "unconditional", "residual", "segmentation")
-# Scores that read the network's output as a map of anomaly probability, not as a restoration.
-SEGMENTATION_SCORES = ("segmentation",)
+SCORE_NAMES = MODEL_SCORES
 
 
 def _levels_tensor(level: int, count: int, device: torch.device) -> torch.Tensor:

@@ -112,15 +112,14 @@ def write_prepared_dataset_json(input_folder: Path, output_folder: Path, result:
             {"name": output_folder.name.split("_", 1)[-1], "description": f"prepared from {input_folder}",
              "channel_names": {str(i): name for i, name in enumerate(channels)}, "labelsTs": False})
     prepared = {record["case_id"] for record in result.prepared}
-    counts = {split: sum(1 for case in case_ids_in(output_folder / f"images{split}", ".nii.gz") if case in prepared)
-              for split in SPLITS}
+    cases = {split: [case for case in case_ids_in(output_folder / f"images{split}", ".nii.gz") if case in prepared]
+             for split in SPLITS}
     if not source.is_file():
-        test_cases = [c for c in case_ids_in(output_folder / "imagesTs", ".nii.gz") if c in prepared]
-        data["labelsTs"] = bool(test_cases) and all((output_folder / "labelsTs" / f"{c}.nii.gz").is_file()
-                                                     for c in test_cases)
+        data["labelsTs"] = bool(cases["Ts"]) and all((output_folder / "labelsTs" / f"{c}.nii.gz").is_file()
+                                                      for c in cases["Ts"])
     # Every prepared case has a brain mask now; labels stay as the input declared them.
-    data.update({"file_ending": ".nii.gz", "numTraining": counts["Tr"], "numTest": counts["Ts"],
-                 "masksTr": counts["Tr"] > 0, "masksTs": counts["Ts"] > 0, "preparation": options_record(options)})
+    data.update({"file_ending": ".nii.gz", "numTraining": len(cases["Tr"]), "numTest": len(cases["Ts"]),
+                 "masksTr": bool(cases["Tr"]), "masksTs": bool(cases["Ts"]), "preparation": options_record(options)})
     return write_json_atomic(data, output_folder / "dataset.json")
 
 

@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from disyre_v2.inference.score_names import ALL_SCORES, MODEL_FREE_SCORES, NON_RESTORING_SCORES
 from disyre_v2.run.common import add_common_flags, float_between, int_at_least, int_between, run_cli
-
-# The names only (the modules that define them import torch; -h stays fast).
-MODEL_SCORES = ("ensemble", "singlestep", "multistep", "unconditional", "residual", "segmentation")
-MODEL_FREE_SCORES = ("intensity", "joint_histogram")
-ALL_SCORES = MODEL_SCORES + MODEL_FREE_SCORES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +122,7 @@ def _run(args: argparse.Namespace) -> None:
 def _check_restorations_wanted(save_restorations: bool, score: str | None) -> None:
     from disyre_v2.errors import UserError
 
-    if save_restorations and score in ("segmentation",) + MODEL_FREE_SCORES:
+    if save_restorations and score in NON_RESTORING_SCORES:
         raise UserError(f"--score {score} restores nothing, so there is nothing for --save_restorations to write",
                         fix="leave out --save_restorations")
 

@@ -1,1 +1,2 @@
-"""What the comparison methods train on: coarse noise (DAE), interpolation-factor labels (FPI)."""
+"""What the comparison methods train on: coarse noise (DAE), the clean slice itself (VAE),
+interpolation-factor labels (FPI)."""

@@ -43,12 +43,6 @@ class CoarseNoiseTransform(AbstractTransform):
     def reseed(self, seed) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def state_dict(self) -> dict:
-        return {}  # nothing besides the seed: no cache
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
     def __call__(self, **data_dict):
         data = np.asarray(data_dict["data"], np.float32)
         brain = np.asarray(data_dict["mask"]) > 0

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.errors import UserError
+from disyre_v2.inference.score_names import LEVEL_SCORES
 from disyre_v2.training.anomalies.transform import AnomalySynthesisTransform
 from disyre_v2.training.augmentation import MaskAndClipTransform, build_augmentation
 from disyre_v2.training.data_loader import SliceDataLoader
@@ -60,7 +61,7 @@ class DisyreTrainer:
     synthesis_mode: str | None = None  # None: the mode of the plans ("dag")
     conditional: bool = True
     # Anomaly scores of disyre_v2_predict that fit this trainer's models; the first is the default.
-    scores: tuple[str, ...] = ("ensemble", "singlestep", "multistep")
+    scores: tuple[str, ...] = LEVEL_SCORES
     # Batch entries besides data/target/t/mask that the loss reads (moved to the device).
     extra_batch_keys: tuple[str, ...] = ()
     num_steps: int | None = None  # None: the plans' training.num_steps
@@ -252,11 +253,7 @@ class DisyreTrainer:
 
     def loss(self, prediction: torch.Tensor, batch: dict) -> torch.Tensor:
         """MSE(P(x_sc, t), x0) over the patch, or over its brain pixels (``training.loss_region``)."""
-        if self.loss_region == "patch":
-            return torch.nn.functional.mse_loss(prediction.float(), batch["target"])
-        brain = batch["mask"].to(torch.float32)  # (B, 1, H, W), shared by the channels
-        squared = (prediction.float() - batch["target"]) ** 2 * brain
-        return squared.sum() / (brain.sum() * prediction.shape[1]).clamp_min(1.0)
+        return region_mean((prediction.float() - batch["target"]) ** 2, batch.get("mask"), self.loss_region)
 
     def train_step(self, batch: dict) -> torch.Tensor:
         """One optimisation step; returns the loss as a detached tensor on the device (reading it
@@ -304,10 +301,11 @@ class DisyreTrainer:
             "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_global_state(), "python": json.dumps(random.getstate())},
         }
         if self.deterministic:
-            # In-process data pipeline: its stream and foreign-patch cache resume exactly.
+            # In-process data pipeline: its stream and the corruption's own state (the anomaly
+            # synthesis' foreign-patch cache; a corruption without one has no state_dict) resume exactly.
             state["data_pipeline"] = {
                 "loader_rng": json.dumps(self.train_loader.rng.bit_generator.state),
-                "synthesis": self.train_synthesis.state_dict(),
+                "synthesis": self.train_synthesis.state_dict() if hasattr(self.train_synthesis, "state_dict") else {},
             }
         return state
 
@@ -336,7 +334,8 @@ class DisyreTrainer:
         random.setstate((version, tuple(internal), gauss))
         if "data_pipeline" in state and self.deterministic:
             self.train_loader.rng.bit_generator.state = json.loads(state["data_pipeline"]["loader_rng"])
-            self.train_synthesis.load_state_dict(state["data_pipeline"]["synthesis"])
+            if hasattr(self.train_synthesis, "load_state_dict"):
+                self.train_synthesis.load_state_dict(state["data_pipeline"]["synthesis"])
         logger.info("Resumed from %s at step %d.", path, self.step)
 
     # -- the loop --------------------------------------------------------------------------
@@ -465,6 +464,15 @@ class DisyreTrainer:
         finish = getattr(self.train_batches, "_finish", None)
         if finish is not None:
             finish()
+
+
+def region_mean(values: torch.Tensor, brain: torch.Tensor | None, region: str) -> torch.Tensor:
+    """Mean of per-pixel loss values (B, C, H, W) over the whole patch (``patch``; the mask is not
+    read) or over the brain pixels of the (B, 1, H, W) mask only (``brain``), every channel counted."""
+    if region == "patch":
+        return values.mean()
+    brain = brain.to(torch.float32)
+    return (values * brain).sum() / (brain.sum() * values.shape[1]).clamp_min(1.0)
 
 
 def _numpy_global_state() -> str:

@@ -10,32 +10,13 @@ with its own corruption, network or loss, so that data, loader, budget and optim
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
-from batchgenerators.transforms.abstract_transforms import AbstractTransform
 
+from disyre_v2.training.baselines.clean_target import CleanTargetTransform
 from disyre_v2.training.baselines.coarse_noise import CoarseNoiseTransform
 from disyre_v2.training.baselines.interpolation_label import InterpolationLabelTransform
 from disyre_v2.training.network.vae import kl_divergence, vae_widths
-from disyre_v2.training.trainer.base import DisyreTrainer
-
-
-class CleanTargetTransform(AbstractTransform):
-    """No corruption: ``target`` = ``data``, ``t`` = 0 (what an autoencoder reconstructs)."""
-
-    def reseed(self, seed) -> None:
-        pass
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    def __call__(self, **data_dict):
-        data_dict["target"] = np.asarray(data_dict["data"], np.float32)
-        data_dict["t"] = np.zeros(len(data_dict["data"]), np.int64)
-        return data_dict
+from disyre_v2.training.trainer.base import DisyreTrainer, region_mean
 
 
 class DaeTrainer(DisyreTrainer):
@@ -101,10 +82,7 @@ class FpiSegmentationTrainer(DisyreTrainer):
     def loss(self, prediction: torch.Tensor, batch: dict) -> torch.Tensor:
         """BCE(σ(logit), α·m) over the patch, or over its brain pixels (``training.loss_region``)."""
         bce = torch.nn.functional.binary_cross_entropy_with_logits(prediction.float(), batch["label"], reduction="none")
-        if self.loss_region == "patch":
-            return bce.mean()
-        brain = batch["mask"].to(torch.float32)
-        return (bce * brain).sum() / brain.sum().clamp_min(1.0)
+        return region_mean(bce, batch.get("mask"), self.loss_region)
 
 
 BASELINE_TRAINERS = [DaeTrainer, VaeTrainer, FpiSegmentationTrainer]

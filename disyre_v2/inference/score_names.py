@@ -1,0 +1,18 @@
+"""The names of disyre_v2_predict's anomaly scores and what each needs, without importing torch
+(the CLI's -h stays fast). The score functions are in scores.py and model_free.py."""
+from __future__ import annotations
+
+# Scores of models trained with the level input t (DISYRE v2, DISYRE v1's multi-step restoration).
+LEVEL_SCORES = ("ensemble", "singlestep", "multistep")
+# Scores of a trained network: the level scores, |P(x) − x| without level input, the baselines'.
+MODEL_SCORES = LEVEL_SCORES + ("unconditional", "residual", "segmentation")
+# Scores that need no model and no training (model_free.py).
+MODEL_FREE_SCORES = ("intensity", "joint_histogram")
+ALL_SCORES = MODEL_SCORES + MODEL_FREE_SCORES
+# Scores that restore nothing, so there are no restorations to save.
+NON_RESTORING_SCORES = ("segmentation",) + MODEL_FREE_SCORES
+
+
+def default_scores(conditional: bool) -> tuple[str, ...]:
+    """The scores of a model whose checkpoint does not list them (saved before trainers recorded them)."""
+    return LEVEL_SCORES if conditional else ("unconditional",)
