@@ -29,7 +29,7 @@ from tqdm import tqdm
 from disyre_v2.dataset.dataset_json import load_dataset_json
 from disyre_v2.dataset.layout import list_raw_cases
 from disyre_v2.errors import UserError
-from disyre_v2.imageio.atomic import atomic_path
+from disyre_v2.imageio.atomic import atomic_path, remove_stale_temporaries
 from disyre_v2.inference.postprocessing import median_filter_map
 from disyre_v2.inference.predictor import prepare_case
 from disyre_v2.inference.score_names import MODEL_FREE_SCORES
@@ -140,6 +140,7 @@ def fit_joint_histogram(plans: dict, configuration: dict, raw_dataset: Path, cac
         histogram.add(prepared.data, prepared.mask)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(cache.parent)  # a save a killed run left half-written
         histogram.save(cache, source)
         logger.info("Joint histogram of %d training cases written to %s.", len(cases), cache)
     return histogram
