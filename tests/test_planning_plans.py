@@ -88,7 +88,7 @@ def test_cpu_configuration_2d_small_resamples_to_2mm_and_scales_synthesis_by_hal
     assert config["network"]["kwargs"]["attention_levels"] == [3]
     assert config["network"]["kwargs"]["norm_groups"] == 8
     assert config["batch"] == {"n_volumes": 4, "n_slices": 8}
-    assert config["training"]["lr"] == 2e-4 and config["training"]["warmup_steps"] == 200
+    assert config["training"]["lr"] == 1e-3 and config["training"]["warmup_steps"] == 200
     synthesis = config["anomaly_synthesis"]
     assert synthesis["canvas_size"] == 32
     assert synthesis["shape_size_range"] == [5, 22]
