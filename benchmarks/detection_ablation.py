@@ -96,6 +96,8 @@ VARIANTS: dict[str, Variant] = {
     "paper_no_foreground_weighting": Variant("the paper's model, windows blended without the brain-fraction weight f",
                                              _paper(inference__foreground_weighting=False), model_of="paper"),
     "lr2e-4": Variant("learning rate 2e-4 (METHOD.md §6; the 2d_small default before this study)", {"training.lr": 2e-4}),
+    "lr5e-4": Variant("learning rate 5e-4 (half the 2d_small default)", {"training.lr": 5e-4}),
+    "lr2e-3": Variant("learning rate 2e-3 (twice the 2d_small default)", {"training.lr": 2e-3}),
     "small_shapes": Variant("anomaly shapes from 2 px (4 mm at 2 mm) instead of 5 px",
                             {"anomaly_synthesis.shape_size_range": [2, 22], "anomaly_synthesis.irregular_extent_range": [2.0, 40.0]}),
     "paper_median": Variant("the paper's model, map median-filtered (3 voxels)",
