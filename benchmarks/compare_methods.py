@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from detection_ablation import KINDS, add_synthetic_dataset_flags, summary_row, synthetic_dataset_in  # noqa: E402
+from detection_ablation import (  # noqa: E402
+    KINDS, add_synthetic_dataset_flags, check_folder_flags, summary_row, synthetic_dataset_in)
 
 from disyre_v2.evaluation.evaluator import evaluate_folders  # noqa: E402
 from disyre_v2.inference.model_free import model_free_predictor  # noqa: E402
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", type=Path, default=None,
                         help="a second synthetic raw dataset folder whose test cases every method also scores")
     args = parser.parse_args(argv)
+    check_folder_flags(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     output = args.output.resolve()
     dataset = synthetic_dataset_in(output, args)

@@ -59,6 +59,11 @@ def _paper(**changes) -> dict:
     return {**PAPER, **{key.replace("__", "."): value for key, value in changes.items()}}
 
 
+def _learning_rate(lr: str, why: str) -> "Variant":
+    """Today's default (``planned``) trained at another peak learning rate, written as in the variant's name."""
+    return Variant(f"learning rate {lr} ({why})", {"training.lr": float(lr)})
+
+
 def _augmentation_only(*kept: str) -> dict:
     """The paper's configuration with every augmentation off except mirroring and ``kept`` (at the
     paper's probabilities)."""
@@ -95,9 +100,9 @@ VARIANTS: dict[str, Variant] = {
                               _paper(anomaly_synthesis__restrict_to_brain=False)),
     "paper_no_foreground_weighting": Variant("the paper's model, windows blended without the brain-fraction weight f",
                                              _paper(inference__foreground_weighting=False), model_of="paper"),
-    "lr2e-4": Variant("learning rate 2e-4 (METHOD.md §6; the 2d_small default before this study)", {"training.lr": 2e-4}),
-    "lr5e-4": Variant("learning rate 5e-4 (half the 2d_small default)", {"training.lr": 5e-4}),
-    "lr2e-3": Variant("learning rate 2e-3 (twice the 2d_small default)", {"training.lr": 2e-3}),
+    "lr2e-4": _learning_rate("2e-4", "METHOD.md §6; the 2d_small default before this study"),
+    "lr5e-4": _learning_rate("5e-4", "half the 2d_small default"),
+    "lr2e-3": _learning_rate("2e-3", "twice the 2d_small default"),
     "small_shapes": Variant("anomaly shapes from 2 px (4 mm at 2 mm) instead of 5 px",
                             {"anomaly_synthesis.shape_size_range": [2, 22], "anomaly_synthesis.irregular_extent_range": [2.0, 40.0]}),
     "paper_median": Variant("the paper's model, map median-filtered (3 voxels)",
@@ -238,6 +243,16 @@ def add_synthetic_dataset_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data_seed", type=int, default=2026, help="seed of the synthetic dataset (default 2026)")
 
 
+def check_folder_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One clear line, before anything is written, for a file given as -o or a --heldout that is no raw
+    dataset folder (shared with compare_methods.py)."""
+    if args.output.exists() and not args.output.is_dir():
+        parser.error(f"-o {args.output} is a file; give a folder (it is created if missing)")
+    if args.heldout is not None and not (args.heldout / "imagesTs").is_dir():
+        parser.error(f"--heldout {args.heldout} holds no imagesTs folder; give a raw synthetic dataset folder, "
+                     "e.g. made by disyre_v2_make_synthetic_dataset")
+
+
 def synthetic_dataset_in(output: Path, args: argparse.Namespace, create: bool = True) -> str:
     """Point DISYRE_raw/_preprocessed/_results at ``output``'s folders; with ``create``, make and
     preprocess the synthetic dataset (``2d_small``) unless it is there. Returns the dataset's name."""
@@ -269,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                         "scores: the figures on data no choice was made on")
     parser.add_argument("--table", action="store_true", help="only collect finished runs into the table")
     args = parser.parse_args(argv)
+    check_folder_flags(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     output = args.output.resolve()
     dataset = synthetic_dataset_in(output, args, create=not args.table)

@@ -345,6 +345,12 @@ def test_stray_and_unfinished_run_folders_are_skipped_with_a_warning(env, tmp_pa
         # Asked for by seed, the unfinished run is an error.
         status, err = run(predict_cli.main, predict_argv(root, name, tmp_path / "m2", "--seeds", "3"), capsys)
         assert status == USER_ERROR and "fold_0_seed_3" in one_error_line(err) and "no checkpoint_final.pth" in err
+        # A seed that was never trained, asked for next to one that was, is an error too (not a
+        # silent average of fewer models).
+        status, err = run(predict_cli.main, predict_argv(root, name, tmp_path / "m3", "--seeds", "0", "7"), capsys)
+        line = one_error_line(err)
+        assert status == USER_ERROR and "no run for seed(s) 7" in line and "fold all seed 0" in line
+        assert not (tmp_path / "m3").exists() or not any((tmp_path / "m3").iterdir())
     finally:
         backup.rmdir()
         (unfinished / "training_log.txt").unlink()

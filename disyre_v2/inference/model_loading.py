@@ -80,10 +80,13 @@ def load_models(model_folder: Path | str, configuration: str, folds: Sequence[st
         raise FileNotFoundError(
             f"No run in {model_folder} matches folds {list(folds) if folds else 'any'} and seeds "
             f"{list(seeds) if seeds else 'any'}; available: {', '.join(f'fold {f} seed {s}' for f, s in runs)}.")
-    if folds is not None:
-        missing = {str(f) for f in folds} - {f for f, _ in wanted}
+    # A fold or seed asked for and not trained is an error: averaging fewer models than asked would
+    # pass silently for the ensemble the user meant.
+    for flag, asked, found in (("fold", folds, {f for f, _ in wanted}), ("seed", seeds, {str(s) for _, s in wanted})):
+        missing = {str(x) for x in asked} - found if asked is not None else set()
         if missing:
-            raise FileNotFoundError(f"{model_folder}: no run for fold(s) {', '.join(sorted(missing))}.")
+            raise FileNotFoundError(f"{model_folder}: no run for {flag}(s) {', '.join(sorted(missing))}; available: "
+                                    f"{', '.join(f'fold {f} seed {s}' for f, s in runs)}.")
     wanted = _finished(model_folder, wanted, checkpoint, asked=folds is not None or seeds is not None)
     models = []
     for fold, seed in wanted:
