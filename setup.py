@@ -13,6 +13,7 @@ CONSOLE_SCRIPTS = [
     "disyre_v2_plot_anomalies = disyre_v2.run.plot_anomalies:main",
     "disyre_v2_train = disyre_v2.run.train:main",
     "disyre_v2_predict = disyre_v2.run.predict:main",
+    "disyre_v2_calibrate = disyre_v2.run.calibrate:main",
     "disyre_v2_evaluate = disyre_v2.run.evaluate:main",
     "disyre_v2_demo = disyre_v2.run.demo:main",
 ]

@@ -120,7 +120,7 @@ def brain_template(template_folder: Path, target: Path) -> None:
     """The whole head with the MNI152 brain (the anatomy the synthetic subjects are built from) in its
     brain mask, so that registering a scan's brain onto the template's brain (what --skull_strip robex
     does) aims at the benchmark's space rather than at the reference subject's own brain."""
-    from disyre_v2.dataset_conversion.synthetic.anatomy import template_paths
+    from disyre_v2.preparation.mni152 import template_paths
 
     head = sitk.ReadImage(str(template_folder / "head.nii.gz"), sitk.sitkFloat32)
     brain = sitk.ReadImage(str(template_folder / "brain.nii.gz"))

@@ -85,6 +85,27 @@ def test_an_undeclared_channel_file_stops_planning_naming_it(disyre_env, capsys)
     assert not (disyre_env["preprocessed"] / folder.name).exists()  # nothing half-planned
 
 
+@pytest.mark.parametrize("kind", ["nan", "truncated"])
+def test_a_bad_training_image_stops_planning_and_leaves_no_dataset_folder(disyre_env, capsys, kind):
+    import nibabel
+
+    folder = write_raw_dataset(disyre_env["raw"], 4, n_train=3)
+    bad = folder / "imagesTr" / "case01_0000.nii.gz"
+    if kind == "nan":
+        image = nibabel.load(str(bad))
+        data = np.asarray(image.dataobj, dtype=np.float32)
+        data[5, 6, 7] = np.nan
+        nibabel.save(nibabel.Nifti1Image(data, image.affine, image.header), str(bad))
+    else:
+        bad.write_bytes(bad.read_bytes()[:300])
+    status, err = run(plan_cli.main, ["-d", "4", "-np", "1", "--no_progress"], capsys)
+    line = one_error_line(err)
+    assert status == USER_ERROR and "case01_0000.nii.gz" in line
+    assert "NaN or infinite" in line if kind == "nan" else "truncated" in line
+    assert not (disyre_env["preprocessed"] / folder.name).exists()  # no dataset.json, no fingerprint
+    assert not any(disyre_env["preprocessed"].iterdir())
+
+
 @pytest.mark.parametrize("kind", ["file", "impossible"])
 def test_a_preprocessed_base_that_is_a_file_or_cannot_be_made_is_refused_before_work(disyre_env, monkeypatch,
                                                                                       tmp_path, capsys, kind):
@@ -378,24 +399,78 @@ def test_garbage_checkpoints_are_refused_naming_the_file(env, tmp_path, capsys, 
     del checkpoint
 
 
-def test_a_malicious_pickle_checkpoint_never_runs_its_code(env, tmp_path, capsys):
-    root, name = env
-    import shutil
+class _ForeignObject:
+    """A class of another program: torch's safe loader refuses it (as it does an old-format checkpoint)."""
 
-    results = tmp_path / "res"
-    shutil.copytree(root / "res", results)
-    os.environ["DISYRE_results"] = str(results)
-    marker = tmp_path / "pwned"
 
+def _unsafe_checkpoint(kind: str, path: Path, marker: Path) -> None:
     class Exploit:
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    path = results / name / "DisyreTrainer_debug__DisyrePlans__2d_small" / "fold_all_seed_0" / "checkpoint_final.pth"
-    torch.save({"network": Exploit()}, path)
-    status, err = run(predict_cli.main, predict_argv(root, name, tmp_path / "maps"), capsys)
-    assert status == USER_ERROR and "checkpoint_final.pth" in one_error_line(err)
+    if kind == "pickled code":
+        torch.save({"network": Exploit()}, path)
+    elif kind == "foreign class":
+        torch.save({"network": _ForeignObject(), "format_version": 1}, path)
+    else:  # a plain pickle of an old tool (protocol 4: torch warns about it before failing)
+        import pickle
+
+        with open(path, "wb") as file:
+            pickle.dump({"network": {"weight": len}}, file, protocol=4)
+
+
+def _refused_without_unsafe_advice(status: int, err: str, warned: list) -> str:
+    line = one_error_line(err)
+    assert status == USER_ERROR and err.splitlines()[0] == line  # no warning line before the error
+    assert "checkpoint" in line and "cannot be loaded safely" in line and "re-train" in line
+    assert "weights_only" not in err and "weights_only" not in line
+    assert not [w for w in warned if "torch" in str(w.filename)], [str(w.message) for w in warned]
+    return line
+
+
+@pytest.mark.parametrize("kind", ["pickled code", "foreign class", "old pickle"])
+def test_an_unsafe_checkpoint_never_runs_its_code_and_is_refused_without_torchs_advice(env, tmp_path, capsys, kind):
+    """Predicting with it, and continuing its training with --c: one line saying the file is no disyre_v2
+    checkpoint that can be loaded safely, never torch's advice to load it with weights_only=False."""
+    import shutil
+    import warnings
+
+    root, name = env
+    results = tmp_path / "res"
+    shutil.copytree(root / "res", results)
+    os.environ["DISYRE_results"] = str(results)
+    marker = tmp_path / "pwned"
+    run_folder = results / name / "DisyreTrainer_debug__DisyrePlans__2d_small" / "fold_all_seed_0"
+    for checkpoint in ("checkpoint_final.pth", "checkpoint_latest.pth"):
+        _unsafe_checkpoint(kind, run_folder / checkpoint, marker)
+    before = sorted(p.name for p in run_folder.iterdir())
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        status, err = run(predict_cli.main, predict_argv(root, name, tmp_path / "maps"), capsys)
+        assert "checkpoint_final.pth" in _refused_without_unsafe_advice(status, err, warned)
+        status, err = run(train_cli.main, ["1", "2d_small", "all", "-tr", "DisyreTrainer_debug", "--steps", "6", "--c"],
+                          capsys)
+        assert "checkpoint_latest.pth" in _refused_without_unsafe_advice(status, err, warned)
     assert not marker.exists()
+    assert not list((tmp_path / "maps").glob("*.nii.gz")) if (tmp_path / "maps").exists() else True
+    assert sorted(p.name for p in run_folder.iterdir()) == before
+
+
+def test_a_checkpoint_without_a_network_or_with_other_weights_is_refused_in_whole_words(tmp_path):
+    from disyre_v2.inference.model_loading import _mismatch, load_models
+    from disyre_v2.training.trainer.checkpoint import IncompatibleCheckpointError, save_checkpoint
+
+    run_folder = tmp_path / "model" / "fold_all_seed_0"
+    run_folder.mkdir(parents=True)
+    save_checkpoint({"configuration": "2d_small", "step": 3}, run_folder / "checkpoint_final.pth")
+    with pytest.raises(IncompatibleCheckpointError, match=r"the checkpoint lacks network_plans, conditional, network: "
+                                                          r"it is not a disyre_v2 checkpoint.*checkpoint_final\.pth"):
+        load_models(tmp_path / "model", "2d_small")
+    small, other = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)), torch.nn.Sequential(
+        torch.nn.Linear(3, 5))
+    with pytest.raises(RuntimeError) as error:
+        small.load_state_dict(other.state_dict())
+    assert _mismatch(error.value) == "2 missing weight(s), 2 weight(s) of another shape"
 
 
 # -- images ---------------------------------------------------------------------------------------
@@ -515,3 +590,40 @@ def test_negative_label_values_are_refused_naming_the_file(env, tmp_path, capsys
     line = one_error_line(err)
     assert status == USER_ERROR and "test00.nii.gz" in line and "negative label values" in line
     assert not (maps / "summary.json").exists()
+
+
+# -- issue 26: a failed prediction leaves no folder it made; --median_filter is recorded ----------
+def test_a_failed_prediction_leaves_no_output_folder_it_created_and_keeps_a_users(env, tmp_path, capsys):
+    root, name = env
+    folder = _case_folder(tmp_path, "in", lambda path: path.write_bytes(b"\x1f\x8b not really gzip"))
+    argv = ["-i", folder, "-d", "1", "-c", "2d_small", "-tr", "DisyreTrainer_debug"]
+    created = tmp_path / "new" / "maps"
+    status, err = run(predict_cli.main, [*argv, "-o", created], capsys)
+    assert status == USER_ERROR and "bad_0000.nii.gz" in one_error_line(err)
+    assert not (tmp_path / "new").exists()  # neither the folder nor the parent it made
+    users = tmp_path / "mine"
+    users.mkdir()
+    status, err = run(predict_cli.main, [*argv, "-o", users], capsys)
+    assert status == USER_ERROR and users.is_dir()  # a folder the user made stays
+
+
+def test_the_median_filter_flag_overrides_the_plans_and_is_recorded_per_map(env, tmp_path, capsys):
+    root, name = env
+    sizes = {}
+    for flag in (None, "0", "5"):
+        out = tmp_path / f"maps_{flag}"
+        status, err = run(predict_cli.main, predict_argv(root, name, out, *(["--median_filter", flag] if flag else [])),
+                          capsys)
+        assert status == 0, err
+        sizes[flag] = json.loads((out / ".test00.json").read_text())["median_filter_size"]
+    assert sizes == {None: 3, "0": 0, "5": 5}  # None: the plans' (2d_small: 3)
+    maps = {flag: read_image_array(tmp_path / f"maps_{flag}" / "test00.nii.gz") for flag in sizes}
+    assert not np.array_equal(maps["0"], maps[None]) and not np.array_equal(maps["5"], maps[None])
+    status, err = run(predict_cli.main, predict_argv(root, name, tmp_path / "even", "--median_filter", "2"), capsys)
+    assert status == USER_ERROR and "--median_filter" in err and not (tmp_path / "even").exists()
+
+
+def read_image_array(path: Path) -> np.ndarray:
+    from disyre_v2.imageio import read_image
+
+    return read_image(path)[0]

@@ -126,6 +126,17 @@ def test_user_errors_name_the_fix(env, capsys):
     assert "--score segmentation restores nothing" in capsys.readouterr().err
     assert predict_cli.main([*common, "-o", str(tmp_path / "a"), "-tr", "DaeTrainer", "--score", "ensemble"]) == 2
     assert "--score ensemble does not fit the model" in capsys.readouterr().err
+    # Flags the model's score would ignore: refused in one line once the trainer's score is known.
+    for trainer, flags, words in [
+        ("DaeTrainer", ["--levels", "0", "25"], "--levels is for --score ensemble or singlestep (models with the "
+                                                "level input), not --score residual (the trainer's own)"),
+        ("FpiSegmentationTrainer", ["--levels", "50"], "not --score segmentation (the trainer's own)"),
+        ("DaeTrainer", ["--multistep_step", "5"], "--multistep_step is for --score multistep, not --score residual"),
+        ("DaeTrainer", ["--direction", "dark"], "--direction is for --score intensity"),
+    ]:
+        assert predict_cli.main([*common, "-o", str(tmp_path / "a"), "-tr", trainer, *flags]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len([line for line in err.splitlines() if "error:" in line]) == 1
     assert not (tmp_path / "a").exists()  # nothing written by a refused call
     with pytest.raises(SystemExit):
         predict_cli.main([*common, "-o", str(tmp_path / "a"), "--score", "histogram"])
@@ -140,3 +151,48 @@ def test_model_free_scores_need_the_plans(tmp_path, monkeypatch, capsys):
     code = predict_cli.main(["-i", str(raw / "imagesTs"), "-o", str(tmp_path / "out"), "-d", "5", "-c", "2d_small",
                              "--score", "intensity"])
     assert code == 2 and "run disyre_v2_plan_and_preprocess" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--score", "intensity", "--channel", "T2", "--levels", "0"], "--levels is for the scores of trained models; "
+                                                                    "--score intensity uses no model"),
+    (["--score", "joint_histogram", "--tile_step", "0.5"], "--tile_step is for the scores of trained models"),
+    (["--score", "joint_histogram", "--multistep_step", "5"], "--multistep_step is for the scores of trained models"),
+    (["--score", "intensity", "--channel", "T1", "--seeds", "0"], "--seeds is for the scores of trained models"),
+    (["--score", "intensity", "--channel", "T1", "--batch_windows", "8"], "--batch_windows is for the scores of"),
+    (["--score", "intensity", "--channel", "T1", "-tr", "DaeTrainer"], "-tr is for the scores of trained models"),
+    (["--score", "joint_histogram", "--direction", "dark"], "--direction is for --score intensity, not --score "
+                                                            "joint_histogram"),
+    (["--direction", "bright"], "--direction is for --score intensity, not the trainer's own score"),
+    (["--score", "multistep", "--levels", "0", "25"], "--levels is for --score ensemble or singlestep"),
+    (["--score", "ensemble", "--multistep_step", "10"], "--multistep_step is for --score multistep, not --score "
+                                                         "ensemble"),
+])
+def test_flags_that_the_score_would_ignore_are_refused_before_anything_is_read(env, capsys, flags, words):
+    root, name, tmp_path = env
+    out = tmp_path / "maps"
+    assert predict_cli.main(["-i", str(root / "raw" / name / "imagesTs"), "-o", str(out), "-d", "1", "-c",
+                             "2d_small", *flags]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len([line for line in err.splitlines() if "error:" in line]) == 1
+    assert not out.exists()
+    assert not (tmp_path / "results").exists()  # not even the joint histogram was fitted
+
+
+def test_the_median_filter_flag_sets_the_size_of_model_free_maps_and_is_recorded(env, capsys):
+    root, name, tmp_path = env
+    intensity = ["--score", "intensity", "--channel", "T2"]
+    _, plans_default = predict_and_evaluate(root, name, tmp_path / "plans", *intensity)
+    _, unfiltered = predict_and_evaluate(root, name, tmp_path / "none", *intensity, "--median_filter", "0")
+    _, five = predict_and_evaluate(root, name, tmp_path / "five", *intensity, "--median_filter", "5")
+    assert (plans_default["median_filter_size"], unfiltered["median_filter_size"], five["median_filter_size"]) == (3, 0, 5)
+    maps = {key: read(tmp_path / key / "test00.nii.gz") for key in ("plans", "none", "five")}
+    assert not np.array_equal(maps["plans"], maps["none"]) and not np.array_equal(maps["plans"], maps["five"])
+    # An even size is refused in one line, before anything is read or written.
+    images = str(root / "raw" / name / "imagesTs")
+    with pytest.raises(SystemExit) as exit_:
+        predict_cli.main(["-i", images, "-o", str(tmp_path / "even"), "-d", "1", "-c", "2d_small", *intensity,
+                          "--median_filter", "4"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--median_filter: must be 0 (none) or an odd integer" in err and not (tmp_path / "even").exists()

@@ -132,5 +132,5 @@ def test_failure_midway_leaves_nothing(tmp_path, disyre_env):
 def test_help_documents_every_flag(capsys):
     text = help_text(main, capsys)
     assert_every_flag_documented(build_parser(), text)
-    for flag in ("-i", "-d", "--exclude", "--include", "--name", "--overwrite", "--skip-incomplete", "--verbose", "Testing"):
+    for flag in ("-i", "-d", "--exclude", "--include", "--name", "--overwrite", "--skip_incomplete", "--verbose", "Testing"):
         assert flag in text

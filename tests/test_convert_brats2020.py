@@ -110,6 +110,6 @@ def test_overwrite_and_failure_midway(tmp_path, disyre_env):
 def test_help_documents_every_flag(capsys):
     text = help_text(main, capsys)
     assert_every_flag_documented(build_parser(), text)
-    for flag in ("-i", "-d", "--modalities", "--name", "--overwrite", "--skip-incomplete", "--verbose",
+    for flag in ("-i", "-d", "--modalities", "--name", "--overwrite", "--skip_incomplete", "--verbose",
                  "W39_1998.09.19_Segm.nii", "4 enhancing"):
         assert flag in text

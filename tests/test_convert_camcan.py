@@ -80,7 +80,7 @@ def test_missing_derivative_is_named_then_skipped_on_request(tmp_path, disyre_en
 
     with pytest.raises(MissingFilesError) as error:
         convert_camcan(replica.root, 1, modalities=["T1", "T2"])
-    assert f"CC110037: {expected}" in str(error.value) and "--skip-incomplete" in str(error.value)
+    assert f"CC110037: {expected}" in str(error.value) and "--skip_incomplete" in str(error.value)
     assert_nothing_written(disyre_env["raw"])
 
     with caplog.at_level(logging.WARNING):
@@ -97,7 +97,7 @@ def test_validation_list_with_unknown_subject(tmp_path, disyre_env):
     validation.write_text("CC110037\nCC999999\n")
     with pytest.raises(ValueError, match=r"(?s)1 subject\(s\) not found.*- CC999999"):
         convert_camcan(replica.root, 1, validation_list=validation)
-    with pytest.raises(FileNotFoundError, match="--validation-list"):
+    with pytest.raises(FileNotFoundError, match="--validation_list"):
         convert_camcan(replica.root, 1, validation_list=tmp_path / "nope.txt")
     assert_nothing_written(disyre_env["raw"])
 
@@ -130,8 +130,8 @@ def test_failure_midway_leaves_nothing(tmp_path, disyre_env):
 def test_help_documents_every_flag(capsys):
     text = help_text(main, capsys)
     assert_every_flag_documented(build_parser(), text)
-    for flag in ("-i", "--input", "-d", "--modalities", "--validation-list", "--name", "--overwrite",
-                 "--skip-incomplete", "--verbose", "skull stripping"):
+    for flag in ("-i", "--input", "-d", "--modalities", "--validation_list", "--name", "--overwrite",
+                 "--skip_incomplete", "--verbose", "skull stripping"):
         assert flag in text
 
 

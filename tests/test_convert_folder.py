@@ -150,8 +150,8 @@ def test_help_documents_every_flag(capsys):
     with pytest.raises(SystemExit):
         cli.main(["-h"])
     text = capsys.readouterr().out
-    for flag in ("--input", "--dataset_id", "--role", "--name", "--labels", "--masks", "--channel-suffixes",
-                 "--channel-names", "--overwrite", "--append", "--verbose"):
+    for flag in ("--input", "--dataset_id", "--role", "--name", "--labels", "--masks", "--channel_suffixes",
+                 "--channel_names", "--overwrite", "--append", "--verbose"):
         assert flag in text
 
 
@@ -165,3 +165,44 @@ def test_writer_refuses_duplicate_and_unsafe_case_names(tmp_path):
         with raw_dataset_writer.RawDatasetWriter(1, "X", ["T1"], raw_base=tmp_path / "raw") as writer:
             writer.add_training_case("a/b", [path])
     assert list((tmp_path / "raw").iterdir()) == []
+
+
+def test_only_the_top_level_of_the_input_is_read(tmp_path, disyre_env, capsys):
+    """-h says it, a folder per patient is refused naming the fix, and nested files are not taken."""
+    assert "subfolders are not searched" in cli.build_parser().format_help()
+    for name in ("p1", "p2"):
+        write_nifti(tmp_path / "export" / name / f"{name}.nii.gz", brain_volume(SHAPE))
+    assert cli.main(["-i", str(tmp_path / "export"), "-d", "5", "--role", "test"]) == 2
+    error = capsys.readouterr().err
+    assert "only subfolders hold some (2" in error and "top level of -i only" in error
+    assert not list(disyre_env["raw"].iterdir())
+    write_nifti(tmp_path / "export" / "p3.nii.gz", brain_volume(SHAPE))
+    target = convert_folder(tmp_path / "export", 5, "test")
+    assert sorted(p.name for p in (target / "imagesTs").iterdir()) == ["p3_0000.nii.gz"]
+
+
+def test_appended_cases_must_be_prepared_as_the_dataset_was(tmp_path, disyre_env):
+    """Healthy scans prepared onto a template and patients appended without --prepare (or onto another
+    template) would sit in different spaces: refused before anything is prepared or written."""
+    from disyre_v2.errors import UserError
+    from disyre_v2.preparation.prepare_folder import PreparationOptions
+
+    for folder, name in (("healthy", "h1"), ("patients", "p1")):
+        write_nifti(tmp_path / folder / f"{name}.nii.gz", brain_volume(SHAPE))
+    target = convert_folder(tmp_path / "healthy", 10, "train", name="MyHospital")
+    # Unprepared dataset, prepared patients: refused.
+    with pytest.raises(UserError, match="without --prepare"):
+        convert_folder(tmp_path / "patients", 10, "test", name="MyHospital", append=True,
+                       preparation=PreparationOptions())
+    # A dataset prepared onto one template (as --prepare records it) ...
+    (target / "preparation").mkdir()
+    (target / "preparation" / "options.json").write_text(json.dumps(
+        {"template": "mni152_2009a", "template_mask": None, "skull_strip": "robex", "bias_correction": True,
+         "seed": 0}))
+    with pytest.raises(UserError, match="--prepare --template mni152_2009a"):
+        convert_folder(tmp_path / "patients", 10, "test", name="MyHospital", append=True)
+    with pytest.raises(UserError, match="--template other.nii.gz"):
+        convert_folder(tmp_path / "patients", 10, "test", name="MyHospital", append=True,
+                       preparation=PreparationOptions(template="other.nii.gz", skull_strip="robex"))
+    assert not (target / "imagesTs").exists()
+    assert not [p for p in disyre_env["raw"].iterdir() if p.name.startswith(".")]

@@ -130,6 +130,6 @@ def test_modality_flag_is_checked(tmp_path, capsys):
 def test_help_documents_every_flag(capsys):
     text = help_text(main, capsys)
     assert_every_flag_documented(build_parser(), text)
-    for flag in ("-i", "-d", "--modality", "--masks", "--name", "--overwrite", "--skip-incomplete", "--verbose",
+    for flag in ("-i", "-d", "--modality", "--masks", "--name", "--overwrite", "--skip_incomplete", "--verbose",
                  "NOT registered to each other"):
         assert flag in text

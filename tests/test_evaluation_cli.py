@@ -204,6 +204,9 @@ def test_nan_in_a_map_is_refused(test_set, capsys):
     path = write_nifti(test_set.predictions / "case_003.nii.gz", score_map, spacing=SPACING)
     err = run_expecting_error(capsys, test_set)
     assert str(path) in err and "NaN" in err
+    # The message fits what the file is: an anomaly map, to be predicted again (not "before conversion").
+    assert f"The anomaly map {path} contains 1 NaN or infinite voxel(s)" in err
+    assert "Predict case case_003 again (disyre_v2_predict)" in err and "conversion" not in err
 
 
 def test_other_bad_inputs(test_set, tmp_path, capsys):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from disyre_v2.evaluation.pooled_curve import PooledPRCurve, bin_index, bin_lower_edge, exact_summary
-from disyre_v2.evaluation.protocols import best_dice_at_thresholds
+from disyre_v2.evaluation.pooled_curve import (PooledPRCurve, best_dice_at_thresholds, bin_index, bin_lower_edge,
+                                               exact_summary)
 from disyre_v2.evaluation.ranking import ranking_metrics, slice_scores
 from disyre_v2.inference.volume_score import top_fraction_mean, volume_score
 from disyre_v2.evaluation.sparse_histogram import SparseHistogram

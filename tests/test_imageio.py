@@ -104,8 +104,10 @@ def test_non_finite_values_are_refused(tmp_path, bad):
     volume = brain_volume((5, 6, 7))
     volume[2, 3, 3] = bad
     path = write_nifti(tmp_path / "nan.nii.gz", volume)
-    with pytest.raises(ImageFormatError, match=r"nan\.nii\.gz contains 1 NaN or infinite voxel"):
+    with pytest.raises(ImageFormatError, match=r"nan\.nii\.gz contains 1 NaN or infinite voxel") as error:
         read_image(path)
+    # Any input image (raw scan, mask, map): the fix does not assume a stage such as conversion.
+    assert "conversion" not in str(error.value) and "Replace them in the file" in str(error.value)
 
 
 def test_read_case_stacks_channels(tmp_path):

@@ -14,6 +14,19 @@ from disyre_v2.planning.plans import (
     save_plans,
 )
 
+# METHOD.md §4, as printed there (not the constant the plans are built from): mirror each in-plane axis
+# p 0.5; rotation ±15° p 0.1; scale 0.75–1.25 p 0.1; elastic p 0.1; brightness ×0.9–1.1 p 0.15; gamma
+# 0.5–2 p 0.15; Gaussian noise σ ~ U(0, 0.05) p 0.15; Gaussian blur σ ~ U(0.5, 1.5) p 0.15.
+METHOD_AUGMENTATION = {
+    "mirror_probability": 0.5,
+    "rotation_probability": 0.1, "rotation_deg": 15.0,
+    "scale_probability": 0.1, "scale_range": [0.75, 1.25],
+    "elastic_probability": 0.1,
+    "brightness_probability": 0.15, "brightness_range": [0.9, 1.1],
+    "gamma_probability": 0.15, "gamma_range": [0.5, 2.0],
+    "noise_probability": 0.15, "noise_sigma_max": 0.05,
+    "blur_probability": 0.15, "blur_sigma_range": [0.5, 1.5],
+}
 CENTROIDS = {"0": [0.1, 0.3, 0.5, 0.7, 0.95], "1": [0.2, 0.4, 0.6, 0.8, 0.99]}
 
 
@@ -73,8 +86,8 @@ def test_paper_configuration_2d_has_the_numbers_of_the_method():
                                   "num_steps": 100000, "grad_clip": 1.0, "ema_decay": None}
     assert config["inference"] == {"ensemble_levels": [0, 25, 50, 75], "tile_step": 0.25,
                                    "gaussian_sigma_scale": 0.125, "gaussian_min": 0.001,
-                                   "foreground_weighting": True, "median_filter_size": 5}
-    assert config["augmentation"] == D.AUGMENTATION  # the paper's list (METHOD.md §4)
+                                   "foreground_weighting": True, "median_filter_size": 0}
+    assert config["augmentation"] == METHOD_AUGMENTATION
     assert config["notes"] == []
     assert set(REQUIRED_CONFIGURATION_KEYS) <= set(config)
 
@@ -97,9 +110,7 @@ def test_cpu_configuration_2d_small_resamples_to_2mm_and_scales_synthesis_by_hal
     # Measured deviations (documentation/explanation/ablation.md): no augmentation at the CPU
     # budget, the same parameters with every probability 0; a 3-voxel median filter of the map.
     augmentation = config["augmentation"]
-    assert set(augmentation) == set(D.AUGMENTATION)
-    assert all(augmentation[k] == 0.0 for k in augmentation if k.endswith("_probability"))
-    assert all(augmentation[k] == D.AUGMENTATION[k] for k in augmentation if not k.endswith("_probability"))
+    assert augmentation == {k: (0.0 if k.endswith("_probability") else v) for k, v in METHOD_AUGMENTATION.items()}
     assert config["inference"]["median_filter_size"] == 3
 
 
@@ -175,3 +186,17 @@ def test_a_brain_too_small_for_a_configuration_is_refused_naming_it():
     with pytest.raises(PlansError, match=r"Configuration 2d_small \(\[2.0, 2.0, 2.0\] mm\) of Dataset001_Fake: "
                                          r"The median brain slice is 7x6 voxels"):
         plan(tiny, ["2d_small"])
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "0.5", None, True, float("nan")])
+def test_an_augmentation_probability_outside_0_1_is_refused_when_the_plans_are_loaded(tmp_path, value):
+    plans = plan(SRI24, ["2d", "2d_small"])
+    plans["configurations"]["2d_small"]["augmentation"]["mirror_probability"] = value
+    path = tmp_path / "plans.json"
+    path.write_text(json.dumps(plans))
+    with pytest.raises(PlansError, match=r"augmentation mirror_probability of configuration '2d_small' is .*, not a "
+                                         r"probability in \[0, 1\] \(.*plans\.json\) — set it between 0 and 1"):
+        load_plans(path)
+    plans["configurations"]["2d_small"]["augmentation"]["mirror_probability"] = 0.2  # any probability is honoured
+    path.write_text(json.dumps(plans))
+    assert load_plans(path)["configurations"]["2d_small"]["augmentation"]["mirror_probability"] == 0.2

@@ -44,8 +44,52 @@ def test_off_and_even_sizes():
     anomaly_map = np.random.default_rng(0).random((7, 7, 7)).astype(np.float32) * brain
     np.testing.assert_array_equal(median_filter_map(anomaly_map, brain, 0), anomaly_map)
     np.testing.assert_array_equal(median_filter_map(anomaly_map, brain, 1), anomaly_map)
-    with pytest.raises(ValueError, match="median_filter_size must be odd"):
-        median_filter_map(anomaly_map, brain, 4)
+    for bad in (4, -3):
+        with pytest.raises(ValueError, match="median_filter_size must be 0 \\(off\\) or an odd number"):
+            median_filter_map(anomaly_map, brain, bad)
+
+
+@pytest.mark.parametrize("size", [3, 5])
+@pytest.mark.parametrize("shape, brain_share", [((13, 17, 11), 0.6), ((6, 9, 7), 0.9), ((12, 14, 10), 0.15)])
+def test_the_torch_filter_equals_scipy_exactly(size, shape, brain_share):
+    # Random maps (negative values too) and random masks that touch every border of the volume:
+    # the zero padding beyond the volume, the floor and the masking must all match scipy bit for bit.
+    import torch
+
+    from disyre_v2.inference.postprocessing import median_filter_scipy, median_filter_torch
+
+    rng = np.random.default_rng(size * 100 + shape[0])
+    for trial in range(3):
+        anomaly_map = (rng.random(shape) - 0.2).astype(np.float32)
+        brain = rng.random(shape) < brain_share
+        brain[0], brain[:, -1], brain[..., 0] = True, True, True  # the mask reaches the borders
+        expected = median_filter_scipy(anomaly_map, brain, size)
+        for chunk_bytes in (1, None):  # one slice per chunk, and the default chunks
+            found = median_filter_torch(torch.from_numpy(anomaly_map), torch.from_numpy(brain), size, chunk_bytes)
+            np.testing.assert_array_equal(found.numpy(), expected)
+    # The ties of a real map (many equal values, zeros) as well.
+    quantised = np.round(rng.random(shape) * 3).astype(np.float32) / 3
+    brain = rng.random(shape) < brain_share
+    found = median_filter_torch(torch.from_numpy(quantised), torch.from_numpy(brain), size)
+    np.testing.assert_array_equal(found.numpy(), median_filter_scipy(quantised, brain, size))
+
+
+def test_the_map_filter_runs_in_torch_on_an_accelerator_and_with_scipy_on_the_cpu(monkeypatch):
+    import torch
+
+    from disyre_v2.inference import postprocessing
+
+    brain = cube_brain(9)
+    anomaly_map = np.random.default_rng(1).random((9, 9, 9)).astype(np.float32)
+    calls = []
+    real = postprocessing.median_filter_torch
+    monkeypatch.setattr(postprocessing, "median_filter_torch",
+                        lambda values, mask, size: calls.append(values.device.type) or real(values, mask, size))
+    cpu = median_filter_map(anomaly_map, brain, 3)
+    assert calls == []  # scipy: measured faster on the CPU
+    if torch.cuda.is_available():
+        np.testing.assert_array_equal(median_filter_map(anomaly_map, brain, 3, "cuda"), cpu)
+        assert calls == ["cuda"]
 
 
 def test_the_predictor_filters_its_map_with_the_plans_size(tmp_path):
@@ -103,3 +147,36 @@ def test_folder_prediction_filters_once_in_its_export_stage_like_predict_case(tm
     unfiltered["configurations"]["2d_small"]["inference"]["median_filter_size"] = 0
     raw, _, _ = DisyrePredictor(unfiltered, "2d_small", [LoadedModel(Shift(), True, Path("m"))]).predict_case(paths)
     assert not np.allclose(raw, expected)
+
+
+def test_a_predictor_on_an_accelerator_filters_before_export_once_and_identically(tmp_path, monkeypatch):
+    # On CUDA the filter runs in torch inside predict_preprocessed and the export must not filter
+    # again; simulated on the CPU (the torch filter runs on any device), the maps are those of scipy.
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from disyre_v2.imageio.reader import read_image
+    from disyre_v2.inference import predict_folder as folder_module
+    from disyre_v2.inference.model_loading import LoadedModel
+    from disyre_v2.inference.predict_folder import predict_folder
+    from disyre_v2.inference.predictor import DisyrePredictor
+    from tests.test_predictor import plans_for, write_case
+
+    class Shift(torch.nn.Module):
+        def forward(self, x, t=None):
+            return torch.roll(x, 1, dims=-1)
+
+    paths, _ = write_case(tmp_path / "in", "a", seed=5)
+    predictor = DisyrePredictor(plans_for(1), "2d_small", [LoadedModel(Shift(), True, Path("m"))], median_filter_size=3)
+    expected, _, _ = predictor.predict_case(paths)  # CPU: scipy
+    monkeypatch.setattr(DisyrePredictor, "filters_on_device", property(lambda self: True))
+    sizes = []
+    export = folder_module.export_and_write
+    monkeypatch.setattr(folder_module, "export_and_write",
+                        lambda *args: sizes.append(args[6]) or export(*args))
+    predict_folder(predictor, tmp_path / "in", tmp_path / "out")
+    assert sizes == [0]  # filtered on the device already
+    np.testing.assert_array_equal(read_image(tmp_path / "out" / "a.nii.gz")[0], expected)
+    assert json.loads((tmp_path / "out" / ".a.json").read_text())["median_filter_size"] == 3

@@ -1,5 +1,6 @@
 """What reaches the user's grid: masking with the input's own brain, axial slices whatever the storage
 orientation, and scoring at the plans' spacing whatever the case's spacing (issue 11, items 1, 2, 7)."""
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -127,3 +128,54 @@ def test_a_case_at_another_spacing_is_scored_at_the_plans_spacing(tmp_path):
     assert np.median(np.abs(map_fine[inside] - upsampled[inside])) <= 0.2 * np.median(upsampled[inside])
     # And the masking of the input grid holds on that path.
     assert (map_fine[fine_brain] > 0).all() and (map_fine[~fine_brain] == 0).all()
+
+
+def unweighted_predictor(network, spacing=(2.0, 2.0, 2.0)) -> DisyrePredictor:
+    """No brain-fraction weighting (and no median filter): a constant residual c is c on every brain voxel
+    of the preprocessed grid, so whatever the export does at the brain's edge shows."""
+    plans = plans_for(1, spacing=spacing)
+    plans["configurations"]["2d_small"]["inference"]["foreground_weighting"] = False
+    return DisyrePredictor(plans, "2d_small", [LoadedModel(network, True, Path("model"))])
+
+
+def test_resampled_maps_keep_their_edge_values_on_the_input_grid(tmp_path):
+    # A 1 mm case through 2 mm plans: the map is c on every preprocessed brain voxel, and every input
+    # brain voxel must get c back. Without the extension past the brain's edge (extend_beyond_mask)
+    # linear interpolation mixes in the zero background and edge scores drop by up to a half.
+    spacing_zyx = (1.0, 1.0, 1.0)
+    brain = ellipsoid((36, 60, 56), spacing_zyx, (15.0, 26.0, 24.0))
+    image = (brain * 80.0).astype(np.float32)
+    c = 0.05
+    anomaly_map, _, properties = unweighted_predictor(ConstantResidual(c)).predict_array(
+        image, Geometry((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1), (56, 60, 36)), brain)
+    assert properties["resampled"] is True
+    assert (anomaly_map[~brain] == 0).all()
+    np.testing.assert_allclose(anomaly_map[brain], c, rtol=1e-4)
+
+
+def test_native_space_maps_are_extended_past_the_brain_like_the_input_grid_maps(tmp_path):
+    # The case on a 2 mm "template" grid, its native scan at 1.5 mm, rotated and shifted. The map is c
+    # on every brain voxel of the template grid (and of the input grid), so it must be c on every brain
+    # voxel of the native grid too: not diluted by the background at the brain's edge.
+    shape = (30, 50, 46)
+    brain = ellipsoid(shape, (2.0, 2.0, 2.0), (22.0, 40.0, 36.0))
+    write(tmp_path / "in" / "p1_0000.nii.gz", (brain * 70.0).astype(np.float32), (2.0, 2.0, 2.0), origin=(0, 0, 0))
+    centre = (45.0, 49.0, 29.0)  # x, y, z mm
+    transform = sitk.Euler3DTransform(centre, 0.1, -0.05, 0.2, (3.3, -2.1, 1.7))  # template -> native point
+    preparation = tmp_path / "prepared" / "preparation"
+    preparation.mkdir(parents=True)
+    sitk.WriteTransform(transform, str(preparation / "p1.tfm"))
+    native_grid = Geometry((1.5, 1.5, 1.5), (-12.0, -12.0, -12.0), (1, 0, 0, 0, 1, 0, 0, 0, 1), (80, 88, 56))
+    (preparation / "p1.json").write_text(json.dumps({"native_grid": native_grid.to_dict(), "transform": "p1.tfm"}))
+    c = 0.05
+    predict_folder(unweighted_predictor(ConstantResidual(c)), tmp_path / "in", tmp_path / "maps",
+                   native_space=tmp_path / "prepared")
+    on_input = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "maps" / "p1.nii.gz")))
+    np.testing.assert_allclose(on_input[brain], c, rtol=1e-4)
+    native = sitk.ReadImage(str(tmp_path / "maps" / "native" / "p1.nii.gz"))
+    assert Geometry.from_image(native) == native_grid
+    scores = sitk.GetArrayFromImage(native)
+    scored = scores > 0
+    # The brain carried to the native grid (nearest neighbour): about as many voxels as its volume.
+    assert abs(scored.sum() * 1.5 ** 3 - brain.sum() * 2.0 ** 3) <= 0.05 * brain.sum() * 2.0 ** 3
+    np.testing.assert_allclose(scores[scored], c, rtol=1e-4)  # edge voxels included

@@ -158,11 +158,31 @@ def test_a_missing_template_and_an_unusable_combination_are_named(tmp_path, caps
     sitk.WriteImage(warped_head(known_affine(8))[0], str(raw / "a_0000.nii.gz"))
     assert cli.main(["-i", str(raw), "-o", str(tmp_path / "out"), "--template", str(tmp_path / "nope.nii.gz")]) == 2
     assert "nope.nii.gz" in capsys.readouterr().err
-    assert not list((tmp_path / "out").rglob("*.nii.gz"))
+    assert not (tmp_path / "out").exists()  # refused before anything is written: no OUT, no options.json
     # Template skull stripping needs a whole-head template: the default MNI152 is skull-stripped.
     assert cli.main(["-i", str(raw), "-o", str(tmp_path / "out2"), "--skull_strip", "template"]) == 2
     assert "whole-head template" in capsys.readouterr().err
-    assert not list((tmp_path / "out2").rglob("*.nii.gz"))
+    assert not (tmp_path / "out2").exists()
+    # An OUT that exists stays as it was.
+    (tmp_path / "out3").mkdir()
+    assert cli.main(["-i", str(raw), "-o", str(tmp_path / "out3"), "--skull_strip", "template"]) == 2
+    assert "whole-head template" in capsys.readouterr().err
+    assert not any((tmp_path / "out3").iterdir())
+
+
+def test_a_tiny_scan_is_refused_quoting_itks_reason_whole(tmp_path, capsys):
+    raw, out = tmp_path / "flat", tmp_path / "prepared"
+    raw.mkdir()
+    write_scan(raw / "tiny_0000.nii.gz", np.random.default_rng(0).uniform(1, 1000, (3, 3, 3)))
+    assert cli.main(["-i", str(raw), "-o", str(out)]) == 1
+    error = capsys.readouterr().err
+    line = next(line for line in error.splitlines() if line.startswith("  - tiny: "))
+    # ITK's sentence whole, on the case's one line, with the scan's size; no pointer, no cut word.
+    assert "the registration to the template failed for a scan of 3×3×3 voxels" in line
+    assert ("SmoothingRecursiveGaussianImageFilter: The number of pixels along dimension 0 is less than 4. This "
+            "filter requires a minimum of four pixels along the dimension to be processed.)") in line
+    assert "0x" not in line and "tiny_0000.nii.gz" in line and "too small" in line
+    assert [p.name for p in out.rglob("*") if p.is_file()] == ["options.json"]
 
 
 def test_predict_native_space_writes_maps_on_the_original_scans(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from disyre_v2.dataset_conversion.synthetic.anatomy import template_paths
+from disyre_v2.preparation.mni152 import template_paths
 from disyre_v2.errors import UserError
 from disyre_v2.preparation.registration import check_registration, register, resample_onto
 

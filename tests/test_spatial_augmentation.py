@@ -83,3 +83,27 @@ def test_coarse_elastic_field_has_the_amplitude_and_smoothness_of_the_full_resol
     def step(field):
         return np.std(np.diff(field[centre], axis=-1)) / np.std(field[centre])
     assert step(ours) == pytest.approx(step(reference), rel=0.35)
+
+
+@pytest.mark.parametrize("probability", [0.0, 0.2, 0.5, 0.8, 1.0])
+def test_each_in_plane_axis_is_mirrored_with_the_planned_probability_and_batches_are_reproducible(probability):
+    from disyre_v2.training.augmentation import AxisMirrorTransform, BatchSeededCompose
+
+    original = np.arange(6 * 7, dtype=np.float32).reshape(1, 1, 6, 7)  # every flip is recognisable
+    compose = BatchSeededCompose([AxisMirrorTransform(probability)])
+
+    def flips(seed: int) -> np.ndarray:
+        batch = compose(data=np.repeat(original, 50, axis=0), seg=np.repeat(original, 50, axis=0), seed=seed)
+        data, seg = batch["data"][:, 0], batch["seg"][:, 0]
+        assert np.array_equal(data, seg)  # image and brain mask are flipped together
+        rows = np.array([np.array_equal(d, original[0, 0][::-1]) or np.array_equal(d, original[0, 0][::-1, ::-1])
+                         for d in data])
+        columns = np.array([np.array_equal(d, original[0, 0][:, ::-1]) or np.array_equal(d, original[0, 0][::-1, ::-1])
+                            for d in data])
+        return np.stack([rows, columns])
+
+    drawn = np.concatenate([flips(seed) for seed in range(40)], axis=1)  # 2000 samples
+    assert drawn.mean(axis=1) == pytest.approx([probability, probability], abs=0.03)
+    both = (drawn[0] & drawn[1]).mean()  # the two axes are drawn independently
+    assert both == pytest.approx(probability ** 2, abs=0.03)
+    assert np.array_equal(flips(7), flips(7))

@@ -10,6 +10,7 @@ from disyre_v2.dataset_conversion.synthetic.deformation import RadialExpansion, 
 from disyre_v2.dataset_conversion.synthetic.lesions import Appearance, Compartment, Lesion, finalise, partial_volume
 from disyre_v2.dataset_conversion.synthetic.shapes import IrregularEllipsoid, fit_scale, outline_noise, signed_distance
 from disyre_v2.dataset_conversion.synthetic.smooth_field import SmoothField, random_smooth_field
+from disyre_v2.preparation import mni152
 
 
 def test_smooth_field_is_a_sum_of_gaussian_bumps():
@@ -196,11 +197,11 @@ def _subject_from_template(template):
 
 
 def test_missing_template_files_name_the_file_and_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setattr(anatomy, "template_folder", lambda: tmp_path)
+    monkeypatch.setattr(mni152, "template_folder", lambda: tmp_path)
     with pytest.raises(FileNotFoundError) as error:
-        anatomy.template_paths()
+        mni152.template_paths()
     message = str(error.value)
-    assert str(tmp_path / anatomy.TEMPLATE_FILES["t1"]) in message and "pip install --force-reinstall nilearn" in message
+    assert str(tmp_path / mni152.TEMPLATE_FILES["t1"]) in message and "pip install --force-reinstall nilearn" in message
 
 
 def test_plan_cases_cycles_kinds_and_spreads_lesion_free_cases():

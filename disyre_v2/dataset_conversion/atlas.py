@@ -20,7 +20,6 @@ from typing import Sequence
 import SimpleITK as sitk
 
 from disyre_v2.dataset_conversion.conversion_plan import (
-    PlannedCase,
     expected_name,
     handle_missing,
     listing,
@@ -34,6 +33,7 @@ from disyre_v2.dataset_conversion.file_search import (
     key_matcher,
     require_folder,
 )
+from disyre_v2.dataset_conversion.planned_case import PlannedCase
 from disyre_v2.imageio.errors import ImageFormatError
 from disyre_v2.imageio.geometry import Geometry, grid_differences
 from disyre_v2.imageio.names import nifti_stem

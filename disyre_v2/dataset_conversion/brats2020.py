@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Sequence
 
 from disyre_v2.dataset_conversion.conversion_plan import (
-    PlannedCase,
     expected_name,
     handle_missing,
     select_modalities,
     write_planned_cases,
 )
 from disyre_v2.dataset_conversion.file_search import NiftiFile, find_by_suffix, index_niftis, key_matcher, require_folder
+from disyre_v2.dataset_conversion.planned_case import PlannedCase
 
 logger = logging.getLogger(__name__)
 

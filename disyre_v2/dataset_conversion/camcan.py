@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from disyre_v2.dataset_conversion.conversion_plan import (
-    PlannedCase,
     expected_name,
     handle_missing,
     listing,
@@ -27,6 +26,7 @@ from disyre_v2.dataset_conversion.conversion_plan import (
     write_planned_cases,
 )
 from disyre_v2.dataset_conversion.file_search import find_by_suffix, index_niftis, key_matcher, require_folder
+from disyre_v2.dataset_conversion.planned_case import PlannedCase
 
 if TYPE_CHECKING:
     from disyre_v2.preparation.prepare_folder import PreparationOptions
@@ -135,7 +135,7 @@ def convert_camcan(
     go to imagesTs without labels. Returns the dataset folder.
     """
     modalities = normalise_modalities(modalities)
-    validation_ids = read_id_list(validation_list, "--validation-list") if validation_list is not None else []
+    validation_ids = read_id_list(validation_list, "--validation_list") if validation_list is not None else []
     cases = plan_camcan(root, modalities, validation_ids, skip_incomplete, raw_scans=preparation is not None)
     extra = {"validationCases": [c.case_id for c in cases if c.split == "Ts"]} if validation_list is not None else {}
     held_out = "; imagesTs holds held-out healthy validation subjects without labels" if extra else ""

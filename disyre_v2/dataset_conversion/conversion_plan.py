@@ -8,12 +8,12 @@ writer works in a staging folder that is renamed into place at the very end.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from tqdm import tqdm
 
+from disyre_v2.dataset_conversion.planned_case import PlannedCase
 from disyre_v2.dataset_conversion.raw_dataset_writer import RawDatasetWriter
 
 if TYPE_CHECKING:
@@ -27,15 +27,6 @@ MAX_LISTED = 30
 
 class MissingFilesError(FileNotFoundError):
     """Expected files of some cases are absent; the message lists them."""
-
-
-@dataclass(frozen=True)
-class PlannedCase:
-    case_id: str
-    split: str  # "Tr" (healthy training) or "Ts" (test)
-    channel_files: tuple[Path, ...]
-    label_file: Path | None = None
-    mask_file: Path | None = None
 
 
 def select_modalities(requested: Sequence[str], known: Iterable[str], canonical: Callable[[str], str],
@@ -77,9 +68,9 @@ def handle_missing(missing: dict[str, list[str]], root: Path, skip_incomplete: b
     if not skip_incomplete:
         raise MissingFilesError(
             f"{len(lines)} expected file(s) of {len(missing)} case(s) are missing under {root}:\n{listing(lines)}\n"
-            f"Add the files, or pass --skip-incomplete to convert only the complete cases."
+            f"Add the files, or pass --skip_incomplete to convert only the complete cases."
         )
-    logger.warning("Skipping %d incomplete case(s) (--skip-incomplete); missing file(s):\n%s", len(missing), listing(lines))
+    logger.warning("Skipping %d incomplete case(s) (--skip_incomplete); missing file(s):\n%s", len(missing), listing(lines))
     return set(missing)
 
 
@@ -122,6 +113,7 @@ def write_planned_cases(
     if preparation is None:
         return write_cases(cases, dataset_id, name, channel_names, overwrite=overwrite, description=description,
                            labels=labels, raw_base=raw_base, progress_label=progress_label, **dataset_json_extra)
+    # Imported here: preparation (registration, QA figures) is loaded only by --prepare.
     from disyre_v2.dataset_conversion.prepared_cases import prepared_cases
     from disyre_v2.paths import raw_folder
 

@@ -1,32 +1,44 @@
 """Any folder of NIfTIs → raw dataset (``disyre_v2_convert_folder``).
 
-Files are grouped into cases by name: with channel suffixes (``--channel-suffixes _t1 _t2``) the
+Files are grouped into cases by name: with channel suffixes (``--channel_suffixes _t1 _t2``) the
 case of ``sub01_t1.nii.gz`` is ``sub01``; without, every file is a one-channel case named by its
-stem. Labels and masks are looked up by case name in their own folders (``CASE.nii[.gz]``, or the
+stem. Only the files directly inside the folder are read (subfolders are not searched): hospital
+exports with one folder per patient are flattened first. Labels and masks are looked up by case name in their own folders (``CASE.nii[.gz]``, or the
 case name followed by any one suffix such as ``CASE_seg.nii.gz`` when unambiguous).
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Sequence
 
-from disyre_v2.dataset_conversion.conversion_plan import PlannedCase, write_cases
+from disyre_v2.dataset_conversion.conversion_plan import write_cases
+from disyre_v2.dataset_conversion.planned_case import PlannedCase
 from disyre_v2.dataset_conversion.prepared_cases import prepared_cases
+from disyre_v2.errors import UserError
 from disyre_v2.imageio.names import NIFTI_ENDINGS, nifti_stem
-from disyre_v2.paths import raw_folder
-from disyre_v2.preparation.prepare_folder import PreparationOptions
+from disyre_v2.paths import dataset_name, raw_folder
+from disyre_v2.preparation import PREPARATION_FOLDER
+from disyre_v2.preparation.prepare_folder import PreparationOptions, options_record
 
 logger = logging.getLogger(__name__)
 
 def group_channel_files(folder: Path, channel_suffixes: Sequence[str] | None) -> dict[str, list[Path]]:
-    """``{case: [file per channel]}`` for the NIfTI files directly inside ``folder``."""
+    """``{case: [file per channel]}`` for the NIfTI files directly inside ``folder`` (not its subfolders)."""
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder; -i must name the folder that holds the images.")
+        raise UserError("-i is not a folder", folder, "give the folder that holds the images")
     stems = {p: nifti_stem(p.name) for p in sorted(folder.iterdir()) if p.is_file()}
     stems = {p: s for p, s in stems.items() if s is not None}
     if not stems:
-        raise FileNotFoundError(f"No .nii or .nii.gz file in {folder}.")
+        nested = [p for p in folder.rglob("*") if p.is_file() and nifti_stem(p.name) is not None]
+        if nested:
+            raise UserError(f"no .nii or .nii.gz file directly in the folder; only subfolders hold some "
+                            f"({len(nested)}, e.g. {nested[0].relative_to(folder)})", folder,
+                            "disyre_v2_convert_folder reads the top level of -i only: put the images of all "
+                            "cases side by side in one folder (one file per case and channel)")
+        raise UserError("no .nii or .nii.gz file in the folder", folder,
+                        "give the folder that holds the images (.nii or .nii.gz, one file per case and channel)")
     if not channel_suffixes:
         return {stem: [path] for path, stem in stems.items()}
     cases: dict[str, dict[int, Path]] = {}
@@ -68,6 +80,37 @@ def find_case_file(folder: Path, case_id: str) -> Path | None:
         raise ValueError(f"Several files in {folder} could belong to case {case_id}: "
                          f"{', '.join(p.name for p in candidates)}; name it {case_id}.nii.gz.")
     return candidates[0] if candidates else None
+
+
+def check_same_preparation(dataset: Path, preparation: PreparationOptions | None) -> None:
+    """Cases appended to ``dataset`` must be prepared as its cases were (template space or not, which
+    template): training and test scans in different spaces would give meaningless maps."""
+    if not dataset.is_dir():
+        return  # the writer reports the missing dataset
+    record = dataset / PREPARATION_FOLDER / "options.json"
+    existing = json.loads(record.read_text()) if record.is_file() else None
+    if existing is None and preparation is None:
+        return
+    if existing is None:
+        raise UserError("the dataset's cases were converted without --prepare, these would be prepared onto "
+                        f"{preparation.template}", dataset,
+                        "drop --prepare (and its flags) when the scans are already in the dataset's space, or "
+                        "convert every case with --prepare (--overwrite the first conversion)")
+    if preparation is None:
+        raise UserError(f"the dataset's cases were prepared onto {existing.get('template')} (--prepare), these "
+                        "would be added unprepared", dataset,
+                        f"add the first conversion's flags: --prepare --template {existing.get('template')} "
+                        f"--skull_strip ... (recorded in {record})")
+    new = options_record(preparation)
+    for key in ("template", "template_mask"):
+        if existing.get(key) != new[key]:
+            raise UserError(f"the dataset's cases were prepared with --{key} {existing.get(key)}, these would be "
+                            f"prepared with --{key} {new[key]}", dataset,
+                            f"prepare every case of a dataset onto one template (recorded in {record})")
+    for key in ("skull_strip", "bias_correction"):
+        if existing.get(key) != new[key]:
+            logger.warning("The dataset's cases were prepared with %s=%s, these with %s=%s (%s).",
+                           key, existing.get(key), key, new[key], record)
 
 
 def convert_folder(
@@ -118,13 +161,16 @@ def convert_folder(
                 f"{', '.join(missing[:10])} (expected CASE.nii.gz). Give one for every case or drop {option}."
             )
 
+    base = Path(raw_base) if raw_base is not None else raw_folder()
+    if append:
+        check_same_preparation(base / dataset_name(dataset_id, name), preparation)
+
     planned = [PlannedCase(case_id, "Tr" if role == "train" else "Ts", tuple(files),
                            label_file=labels_of.get(case_id), mask_file=masks_of.get(case_id))
                for case_id, files in cases.items()]
     if preparation is None:
         return write_cases(planned, dataset_id, name, channel_names, overwrite=overwrite, append=append,
                            description=f"Converted from {images}", raw_base=raw_base)
-    base = Path(raw_base) if raw_base is not None else raw_folder()
     with prepared_cases(planned, preparation, base, num_processes=num_processes) as (prepared, records):
         return write_cases(prepared, dataset_id, name, channel_names, overwrite=overwrite, append=append,
                            description=f"Converted from {images}, prepared onto {preparation.template}",

@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from disyre_v2.dataset_conversion.conversion_plan import PlannedCase, expected_name, handle_missing, write_planned_cases
+from disyre_v2.dataset_conversion.conversion_plan import expected_name, handle_missing, write_planned_cases
 from disyre_v2.dataset_conversion.file_search import (
     DuplicateFilesError,
     find_by_suffix,
@@ -29,6 +29,7 @@ from disyre_v2.dataset_conversion.file_search import (
     key_matcher,
     require_folder,
 )
+from disyre_v2.dataset_conversion.planned_case import PlannedCase
 
 if TYPE_CHECKING:
     from disyre_v2.preparation.prepare_folder import PreparationOptions

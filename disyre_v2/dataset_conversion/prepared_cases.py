@@ -4,7 +4,7 @@ steps) in a hidden work folder beside the dataset, and the prepared files are wh
 The work folder also holds ``preparation/`` (per case transform, QA figure and record), which the
 converter copies into the dataset, so ``disyre_v2_predict --native_space $DISYRE_raw/DatasetNNN_Name``
 finds it. A case that cannot be prepared stops the conversion with the list of failures (nothing is
-written), or, with --skip-incomplete, is left out with a warning.
+written), or, with --skip_incomplete, is left out with a warning.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from disyre_v2.dataset_conversion.conversion_plan import PlannedCase
+from disyre_v2.dataset_conversion.planned_case import PlannedCase
 from disyre_v2.preparation import PREPARATION_FOLDER
 from disyre_v2.preparation.prepare_folder import (
     FILE_ENDING,
@@ -47,9 +47,9 @@ def prepared_cases(cases: Sequence[PlannedCase], options: PreparationOptions, wo
         if result.failed:
             summary = failure_summary(result.failed, len(jobs))
             if not skip_incomplete:
-                raise PreparationFailed(summary, None, "fix or remove those scans, or pass --skip-incomplete to "
+                raise PreparationFailed(summary, None, "fix or remove those scans, or pass --skip_incomplete to "
                                         "convert the others; nothing was written")
-            logger.warning("%s\nThey are left out (--skip-incomplete).", summary)
+            logger.warning("%s\nThey are left out (--skip_incomplete).", summary)
         write_json_atomic(options_record(options), work / PREPARATION_FOLDER / "options.json")
         prepared = []
         for case, job in zip(cases, jobs):

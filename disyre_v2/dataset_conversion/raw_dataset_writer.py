@@ -100,7 +100,7 @@ class RawDatasetWriter:
         if existing_channels != self.channel_names:
             raise ValueError(
                 f"{self.target} has channels {existing_channels}, the new cases {self.channel_names}; "
-                f"a dataset has one channel layout. Use --channel-names to match, or another dataset id."
+                f"a dataset has one channel layout. Use --channel_names to match, or another dataset id."
             )
         self.staging = self.raw_base / f".{self.name}.partial-{uuid.uuid4().hex[:8]}"
         shutil.copytree(self.target, self.staging)

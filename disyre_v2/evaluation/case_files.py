@@ -12,12 +12,14 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from disyre_v2.imageio.names import nifti_stem
 
 logger = logging.getLogger(__name__)
 
 RESTORATIONS = "restorations"
+SIDE_MAP_SUFFIXES = ("_mask", "_std")
 BRAIN_FROM_MASK, BRAIN_FROM_IMAGES, BRAIN_WHOLE_GRID = "mask", "images > 0", "whole grid"
 
 
@@ -83,21 +85,41 @@ def _missing(what: str, cases: list[str], folder: Path, hint: str) -> ValueError
     return ValueError(f"No {what} for case(s) {listed} in {folder} (expected {folder / (cases[0] + '.nii.gz')}). {hint}")
 
 
-def find_cases(prediction_dir: Path | str, reference_dir: Path | str, mask_dir: Path | str | None = None) -> list[EvaluationCase]:
-    """Pair every label with its prediction, brain mask, images and restorations; errors name the case."""
-    predictions_folder = _require_folder(prediction_dir, "-pred")
+def prediction_files(prediction_dirs: Sequence[Path]) -> dict[str, Path]:
+    """{case: map} over one or several prediction folders (the parts of a sharded prediction); a case
+    predicted in two folders is an error, since it could be scored twice."""
+    found: dict[str, Path] = {}
+    for folder in prediction_dirs:
+        for stem, path in volumes_in(folder).items():
+            if stem in found:
+                raise ValueError(f"case {stem} is predicted in two -pred folders ({found[stem]} and {path}); give "
+                                 f"each case's map once.")
+            found[stem] = path
+    return found
+
+
+def find_cases(prediction_dir: Path | str | Sequence[Path | str], reference_dir: Path | str,
+               mask_dir: Path | str | None = None) -> list[EvaluationCase]:
+    """Pair every label with its prediction (in one folder or across several), brain mask, images and
+    restorations; errors name the case."""
+    dirs = [prediction_dir] if isinstance(prediction_dir, (str, Path)) else list(prediction_dir)
+    prediction_dirs = [_require_folder(folder, "-pred") for folder in dirs]
+    predictions_folder = prediction_dirs[0]
     reference = _require_folder(reference_dir, "-ref")
     labels = volumes_in(reference)
     if not labels:
         raise FileNotFoundError(f"{reference} holds no label file (CASE.nii.gz, > 0 anomalous); point -ref at a "
                                 f"folder such as $DISYRE_raw/DatasetNNN_Name/labelsTs.")
-    predictions = volumes_in(predictions_folder)
+    predictions = prediction_files(prediction_dirs)
     missing = [case for case in labels if case not in predictions]
     if missing:
-        raise _missing("prediction", missing, predictions_folder,
+        raise _missing("prediction", missing, predictions_folder if len(prediction_dirs) == 1 else
+                       Path(", ".join(str(d) for d in prediction_dirs)),
                        "Predict every test case (disyre_v2_predict), or evaluate against a label folder holding "
                        "only the predicted cases.")
-    extra = sorted(set(predictions) - set(labels))
+    # Beside each map, predict may write CASE_mask (--binary) and CASE_std (--save_uncertainty).
+    beside = {f"{case}{suffix}" for case in labels for suffix in SIDE_MAP_SUFFIXES}
+    extra = sorted(set(predictions) - set(labels) - beside)
     if extra:
         logger.warning("%d prediction(s) have no label in %s and are ignored: %s", len(extra), reference,
                        ", ".join(extra[:10]))
@@ -110,14 +132,13 @@ def find_cases(prediction_dir: Path | str, reference_dir: Path | str, mask_dir: 
             raise _missing("brain mask", missing, masks_folder,
                            "Give -mask a folder with a mask for every case (CASE.nii.gz, > 0 is brain).")
     images_folder = _sibling(reference, "images")
-    restorations_folder = predictions_folder / RESTORATIONS
 
     cases = []
     for case_id, label in labels.items():
         cases.append(EvaluationCase(
             case_id=case_id, prediction=predictions[case_id], label=label, mask=masks.get(case_id),
             images=channel_files(images_folder, case_id) if images_folder is not None else [],
-            restorations=channel_files(restorations_folder, case_id),
+            restorations=channel_files(predictions[case_id].parent / RESTORATIONS, case_id),
         ))
     whole = [case.case_id for case in cases if case.brain_source == BRAIN_WHOLE_GRID]
     if whole:

@@ -8,6 +8,7 @@ import numpy as np
 
 from disyre_v2.evaluation.case_files import EvaluationCase
 from disyre_v2.imageio import Geometry, ImageFormatError, read_case, read_image, read_mask
+from disyre_v2.imageio.errors import NonFiniteImageError
 from disyre_v2.imageio.geometry import grid_differences
 
 
@@ -68,7 +69,14 @@ def read_brain(case: EvaluationCase, geometry: Geometry) -> np.ndarray:
 
 def load_case(case: EvaluationCase) -> LoadedCase:
     label, geometry = read_binary_label(case.label)
-    score_map, map_geometry = read_image(case.prediction)  # refuses NaN/inf, naming the file
+    try:
+        score_map, map_geometry = read_image(case.prediction)
+    except NonFiniteImageError as error:
+        raise ImageFormatError(
+            f"The anomaly map {error.path} contains {error.count} NaN or infinite voxel(s); a map must be finite "
+            f"everywhere. Predict case {case.case_id} again (disyre_v2_predict) and check the model and its input "
+            f"image, or replace the values in the map."
+        ) from None
     check_prediction_grid(geometry, map_geometry, case.label, case.prediction)
     return LoadedCase(score_map, label, read_brain(case, geometry), geometry)
 

@@ -149,6 +149,20 @@ def summarise(tp: np.ndarray, fp: np.ndarray, thresholds: np.ndarray, n_pos: int
     return CurveSummary(ap, float(dice[best]), float(thresholds[best]), n_pos, n_neg)
 
 
+def best_dice_at_thresholds(tp: np.ndarray, fp: np.ndarray, n_positive: int,
+                            thresholds: np.ndarray) -> tuple[float, float]:
+    """(max Dice, its threshold) over fixed thresholds from the counts predicted anomalous at each.
+
+    Dice = 2·TP / (TP + FP + P); ties go to the first threshold in the given order.
+    """
+    tp = np.asarray(tp, np.float64)
+    if n_positive == 0:
+        return float("nan"), float("nan")
+    dice = 2.0 * tp / np.maximum(tp + np.asarray(fp, np.float64) + n_positive, 1)
+    best = int(np.argmax(dice))
+    return float(dice[best]), float(thresholds[best])
+
+
 def exact_summary(scores: np.ndarray, labels: np.ndarray) -> CurveSummary:
     """The same statistics from all values at once (every distinct score a threshold)."""
     scores = np.asarray(scores, np.float64).ravel()

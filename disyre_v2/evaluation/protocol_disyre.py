@@ -15,8 +15,7 @@ import zlib
 
 import numpy as np
 
-from disyre_v2.evaluation.pooled_curve import exact_summary
-from disyre_v2.evaluation.protocols import best_dice_at_thresholds
+from disyre_v2.evaluation.pooled_curve import best_dice_at_thresholds, exact_summary
 
 SAMPLES_PER_VOLUME = 10_000
 N_THRESHOLDS = 200

@@ -16,8 +16,7 @@ import logging
 import numpy as np
 from scipy import ndimage
 
-from disyre_v2.evaluation.pooled_curve import DEFAULT_DROP_BITS, PooledPRCurve
-from disyre_v2.evaluation.protocols import best_dice_at_thresholds
+from disyre_v2.evaluation.pooled_curve import DEFAULT_DROP_BITS, PooledPRCurve, best_dice_at_thresholds
 
 logger = logging.getLogger(__name__)
 

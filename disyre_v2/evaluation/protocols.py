@@ -16,22 +16,10 @@ from dataclasses import asdict
 import numpy as np
 
 from disyre_v2.evaluation.pooled_curve import DEFAULT_DROP_BITS, PooledPRCurve
+from disyre_v2.evaluation.protocol_disyre import DisyreProtocol
+from disyre_v2.evaluation.protocol_upd import UpdProtocol
 
 PROTOCOLS = ("exact", "disyre", "upd")
-
-
-def best_dice_at_thresholds(tp: np.ndarray, fp: np.ndarray, n_positive: int,
-                            thresholds: np.ndarray) -> tuple[float, float]:
-    """(max Dice, its threshold) over fixed thresholds from the counts predicted anomalous at each.
-
-    Dice = 2·TP / (TP + FP + P); ties go to the first threshold in the given order.
-    """
-    tp = np.asarray(tp, np.float64)
-    if n_positive == 0:
-        return float("nan"), float("nan")
-    dice = 2.0 * tp / np.maximum(tp + np.asarray(fp, np.float64) + n_positive, 1)
-    best = int(np.argmax(dice))
-    return float(dice[best]), float(thresholds[best])
 
 
 class ExactProtocol:
@@ -59,9 +47,6 @@ class ExactProtocol:
 
 def make_protocol(name: str, seed: int = 0, drop_bits: int = DEFAULT_DROP_BITS):
     """The protocol object of that name (``seed`` drives the ``disyre`` sampling)."""
-    from disyre_v2.evaluation.protocol_disyre import DisyreProtocol
-    from disyre_v2.evaluation.protocol_upd import UpdProtocol
-
     if name == "exact":
         return ExactProtocol(drop_bits)
     if name == "disyre":

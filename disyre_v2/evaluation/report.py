@@ -54,7 +54,7 @@ def _map_maximum(slices: list[CaseSlices]) -> float:
 
 
 def _write(folder: Path, summary: dict, curve: PooledPRCurve, results: list[CaseResult],
-           slices: list[CaseSlices]) -> None:
+           slices: list[CaseSlices], lesion_rows: list[dict] | None = None) -> None:
     write_json_atomic(summary, folder / "summary.json")
     curves = {}
     pooled = summary.get("pooled_exact", summary["pooled"])
@@ -64,7 +64,12 @@ def _write(folder: Path, summary: dict, curve: PooledPRCurve, results: list[Case
             members = [r.histogram for r in results if r.kind == kind]
             if metrics["average_precision"] is not None:
                 curves[f"{kind}: AP {metrics['average_precision']:.3f}"] = SparseHistogram.merge(members).curve()
-    plot_pr_curves(curves, f"{summary['n_cases']} cases, brain voxels pooled", folder / PR_CURVE)
+    point = summary.get("operating_point")
+    marker = None
+    if point is not None and point["pooled"]["recall"] is not None and point["pooled"]["precision"] is not None:
+        marker = (point["pooled"]["recall"], point["pooled"]["precision"],
+                  f"operating point: threshold {point['threshold']:.4g}, Dice {point['pooled']['dice']:.3f}")
+    plot_pr_curves(curves, f"{summary['n_cases']} cases, brain voxels pooled", folder / PR_CURVE, marker)
     _write_error_figures(folder, summary, results)
 
     (folder / CASES).mkdir()
@@ -79,10 +84,12 @@ def _write(folder: Path, summary: dict, curve: PooledPRCurve, results: list[Case
                    + f": Dice {dice}, lesion {record['lesion_volume_ml']:.2f} ml, "
                    + f"{record['predicted_voxels'] or 0} voxels at or above the pooled threshold")
         name = f"{CASES}/{case.case_id}.png"
-        plot_case(case, threshold, map_max, folder / name, caption)
+        plot_case(case, threshold, map_max, folder / name, caption,
+                  operating_threshold=point["threshold"] if point is not None else None)
         figures[case.case_id] = name
     error_figures = {"false_positives": FALSE_POSITIVES, "distributions": DISTRIBUTIONS, "volume_scores": VOLUME_SCORES}
-    (folder / INDEX).write_text(render_index(summary, PR_CURVE, figures, error_figures), encoding="utf-8")
+    (folder / INDEX).write_text(render_index(summary, PR_CURVE, figures, error_figures, lesion_rows),
+                                encoding="utf-8")
 
 
 def _write_error_figures(folder: Path, summary: dict, results: list[CaseResult]) -> None:
@@ -96,14 +103,15 @@ def _write_error_figures(folder: Path, summary: dict, results: list[CaseResult])
 
 
 def write_report(folder: Path, summary: dict, curve: PooledPRCurve, results: list[CaseResult],
-                 slices: list[CaseSlices]) -> Path:
+                 slices: list[CaseSlices], lesion_rows: list[dict] | None = None) -> Path:
+    """The report; ``lesion_rows``: the predicted lesions (lesions.csv of disyre_v2_predict --binary)."""
     folder = Path(folder)
     check_report_target(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
     staging.mkdir()
     try:
-        _write(staging, summary, curve, results, slices)
+        _write(staging, summary, curve, results, slices, lesion_rows)
         if folder.exists():
             old = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.old"
             os.replace(folder, old)

@@ -16,6 +16,7 @@ from disyre_v2.evaluation.pooled_curve import PRCurve  # noqa: E402
 
 MAX_CURVE_POINTS = 4000
 LABEL_COLOUR, PREDICTION_COLOUR = "#00e676", "#ff1744"
+OPERATING_COLOUR = "#00e5ff"  # the calibrated operating point: its marker and its mask outlines
 
 
 def _thin(curve: PRCurve, keep: int) -> PRCurve:
@@ -33,9 +34,10 @@ def _best(curve: PRCurve) -> int:
     return int(np.argmax(dice))
 
 
-def plot_pr_curves(curves: dict[str, PRCurve], title: str, path: Path) -> Path:
+def plot_pr_curves(curves: dict[str, PRCurve], title: str, path: Path,
+                   operating_point: tuple[float, float, str] | None = None) -> Path:
     """Precision against recall for each named curve (the first is the pooled one), best Dice marked,
-    over iso-Dice lines."""
+    over iso-Dice lines; ``operating_point`` (recall, precision, label) marks a fixed threshold's."""
     fig, ax = plt.subplots(figsize=(5.5, 5), dpi=110)
     grid = np.linspace(0.01, 1, 200)
     for level in (0.2, 0.4, 0.6, 0.8):
@@ -49,6 +51,9 @@ def plot_pr_curves(curves: dict[str, PRCurve], title: str, path: Path) -> Path:
                 lw=1.8 if number == 0 else 1.0, label=name, zorder=3 if number == 0 else 2)
         ax.plot(curve.recall[best], curve.precision[best], "o", ms=5 if number == 0 else 3,
                 color=ax.lines[-1].get_color(), zorder=4)
+    if operating_point is not None:
+        recall, precision, label = operating_point
+        ax.plot(recall, precision, "*", ms=11, color=OPERATING_COLOUR, markeredgecolor="black", zorder=5, label=label)
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=title)
     if curves:
         ax.legend(fontsize=7, loc="lower left")
@@ -67,9 +72,11 @@ def _window(image: np.ndarray, brain: np.ndarray) -> tuple[float, float]:
     return float(low), float(high if high > low else low + 1.0)
 
 
-def plot_case(slices: CaseSlices, threshold: float | None, map_max: float, path: Path, caption: str) -> Path:
+def plot_case(slices: CaseSlices, threshold: float | None, map_max: float, path: Path, caption: str,
+              operating_threshold: float | None = None) -> Path:
     """One row per slice: image, restoration (when given), anomaly map with the lesion outline (green),
-    and the map thresholded at the pooled threshold (red) over the image."""
+    and the map thresholded at the pooled threshold (red) over the image; with ``operating_threshold``
+    the outline of the binary mask at that threshold (cyan) on the last two panels."""
     columns = [("image", slices.image), ("restoration", slices.restoration)]
     columns = [(name, data) for name, data in columns if data is not None]
     n_cols, n_rows = len(columns) + 2, max(len(slices.indices), 1)
@@ -99,6 +106,10 @@ def plot_case(slices: CaseSlices, threshold: float | None, map_max: float, path:
         for col in (len(columns), len(columns) + 1):
             if slices.label[row].any():
                 axes[row, col].contour(slices.label[row].astype(float), levels=[0.5], colors=LABEL_COLOUR, linewidths=0.9)
+            if operating_threshold is not None:
+                mask = (slices.score_map[row] > operating_threshold) & brain
+                if mask.any():
+                    axes[row, col].contour(mask.astype(float), levels=[0.5], colors=OPERATING_COLOUR, linewidths=0.9)
     if not slices.indices:
         axes[0, 0].text(0.5, 0.5, "no brain slice", ha="center", va="center")
     for ax in axes.ravel():

@@ -16,6 +16,9 @@ img { max-width: 100%; border: 1px solid #eee; }
 """
 
 
+LESION_ROWS_SHOWN = 200
+
+
 def _fmt(value, digits: int = 4) -> str:
     if value is None:
         return "–"
@@ -109,8 +112,52 @@ def _error_section(summary: dict, figures: dict[str, str]) -> list[str]:
     return parts
 
 
+def _operating_section(summary: dict, lesion_rows: list[dict] | None) -> list[str]:
+    """The calibrated (or given) threshold: its metrics, per case, and the predicted lesions."""
+    point = summary.get("operating_point")
+    if point is None:
+        return []
+    lesion_wise, free = point["lesion_wise"], point["lesion_free_volumes"]
+    parts = ["<h2>Operating point</h2>",
+             f"<p>Threshold <b>{_fmt(point['threshold'], 5)}</b> ({html.escape(point['threshold_source'])}); "
+             f"score &gt; threshold is positive, lesions are 26-connected components"
+             + (f", smaller than {point['min_lesion_ml']:g} ml removed" if point.get("min_lesion_ml") else "") + ".</p>",
+             _table(["", "Dice", "precision", "recall", "oracle [Dice]"],
+                    [["pooled", _fmt(point["pooled"]["dice"]), _fmt(point["pooled"]["precision"]),
+                      _fmt(point["pooled"]["recall"]), _fmt(point["oracle"]["best_dice"])],
+                     ["mean per case", _fmt(point["per_case_mean"]["dice"]), _fmt(point["per_case_mean"]["precision"]),
+                      _fmt(point["per_case_mean"]["recall"]), ""]]),
+             _table(["lesion size", "reference lesions", "found", "sensitivity"],
+                    [[html.escape(band), _fmt(b["lesions"]), _fmt(b["found"]), _fmt(b["sensitivity"])]
+                     for band, b in lesion_wise["sensitivity_by_size"].items()]),
+             f"<p>Lesion-wise: sensitivity {_fmt(lesion_wise['sensitivity'])}, precision {_fmt(lesion_wise['precision'])}, "
+             f"F1 {_fmt(lesion_wise['f1'])}, false-positive components per volume "
+             f"{_fmt(lesion_wise['false_positive_components_per_volume'])}. Lesion-free volumes ({free['volumes']}): "
+             f"voxel false-positive rate {_fmt(free['voxel_false_positive_rate'], 6)}.</p>"]
+    if "flagged" in point:
+        flagged = point["flagged"]
+        parts.append(f"<p>Flagged volumes: sensitivity {_fmt(flagged['sensitivity'])} of "
+                     f"{flagged['volumes_with_lesions']} with lesions, specificity {_fmt(flagged['specificity'])} of "
+                     f"{flagged['lesion_free_volumes']} lesion-free.</p>")
+    rows = [[html.escape(case_id), _fmt(c["dice"]), _fmt(c["precision"]), _fmt(c["recall"]),
+             f"{c['found_lesions']}/{c['reference_lesions']}", _fmt(c["false_positive_components"])]
+            for case_id, c in point["cases"].items()]
+    parts.append(_table(["case", "Dice", "precision", "recall", "lesions found", "false-positive components"], rows))
+    if lesion_rows:
+        shown = lesion_rows[:LESION_ROWS_SHOWN]
+        parts.append("<h3>Predicted lesions (lesions.csv)</h3>")
+        parts.append(_table(["case", "lesion", "ml", "centroid LPS mm", "max score", "mean score"],
+                            [[html.escape(r["case_id"]), r["lesion_id"], _fmt(float(r["volume_ml"]), 3),
+                              ", ".join(f"{float(r[k]):.1f}" for k in ("centroid_x_mm", "centroid_y_mm", "centroid_z_mm")),
+                              _fmt(float(r["max_score"]), 4), _fmt(float(r["mean_score"]), 4)] for r in shown]))
+        if len(lesion_rows) > len(shown):
+            parts.append(f"<p class=muted>The first {len(shown)} of {len(lesion_rows)} lesions; lesions.csv lists all."
+                         f"</p>")
+    return parts
+
+
 def render_index(summary: dict, pr_curve: str, case_figures: dict[str, str],
-                 error_figures: dict[str, str]) -> str:
+                 error_figures: dict[str, str], lesion_rows: list[dict] | None = None) -> str:
     """The page: summary tables, the PR curve, per-kind and per-case tables, every case's sheet."""
     mean = summary["mean_per_case"]
     parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>disyre_v2 evaluation</title>"
@@ -142,6 +189,7 @@ def render_index(summary: dict, pr_curve: str, case_figures: dict[str, str],
                 for kind, k in summary["per_kind"].items()]
         parts.append(_table(["kind", "cases", "AP", "[Dice]", "Dice at pooled thr.", "mean case Dice",
                              "brain flagged", "volume AUROC vs lesion-free"], rows))
+    parts += _operating_section(summary, lesion_rows)
     parts += _error_section(summary, error_figures)
     parts.append("<h2>Per case</h2>")
     rows = []
@@ -154,6 +202,7 @@ def render_index(summary: dict, pr_curve: str, case_figures: dict[str, str],
     parts.append(f"<p class=muted>Dice at the pooled threshold {_fmt(summary['per_case_threshold'], 5)} "
                  f"(score &ge; threshold is anomalous); AP of each case's brain voxels alone.</p>")
     parts.append("<h2>Cases</h2><p class=muted>Green: lesion outline. Red: map at or above the pooled threshold. "
+                 + ("Cyan: outline of the binary mask at the operating point. " if "operating_point" in summary else "") +
                  "Rows: the slice with the most lesion, and the brain slice without lesion with the most brain."
                  "</p>")
     for case_id, figure in case_figures.items():

@@ -9,22 +9,39 @@ from pathlib import Path
 VOLUME_SCORES = "volume_scores.csv"
 SYNTHETIC_SIDECAR = "synthetic_cases.json"  # written by disyre_v2_make_synthetic_dataset next to labelsTs
 VOLUME_SCORE_HEADER = ["case_id", "volume_score"]
+FLAG_COLUMNS = ["p_value", "flagged"]
+
+
+def _volume_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    header = [cell.strip() for cell in rows[0]] if rows else []
+    if header[:2] != VOLUME_SCORE_HEADER or header[2:] not in ([], FLAG_COLUMNS):
+        raise ValueError(f"{path} must start with the header line 'case_id,volume_score' (or "
+                         f"'case_id,volume_score,p_value,flagged') (found {','.join(rows[0]) if rows else 'an empty file'}).")
+    body = [(number, row) for number, row in enumerate(rows[1:], start=2) if row and any(cell.strip() for cell in row)]
+    for number, row in body:
+        if len(row) != len(header):
+            raise ValueError(f"{path} line {number}: expected '{','.join(header)}', got {','.join(row)!r}.")
+    return header, body
+
+
+def read_flags(path: Path | str) -> dict[str, bool] | None:
+    """{case_id: flagged} from volume_scores.csv of ``disyre_v2_predict --binary``; None without the column
+    (cases predicted without --binary have an empty cell and are left out)."""
+    header, body = _volume_rows(Path(path))
+    if header[2:] != FLAG_COLUMNS:
+        return None
+    return {row[0].strip(): row[3].strip() == "1" for _, row in body if row[3].strip()}
 
 
 def read_volume_scores(path: Path | str) -> dict[str, float]:
-    """{case_id: score} from a CSV with the header ``case_id,volume_score``."""
+    """{case_id: score} from a CSV with the header ``case_id,volume_score`` (and optionally
+    ``p_value,flagged``, written by ``disyre_v2_predict --binary``)."""
     path = Path(path)
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
-    if not rows or [cell.strip() for cell in rows[0]] != VOLUME_SCORE_HEADER:
-        raise ValueError(f"{path} must start with the header line 'case_id,volume_score' "
-                         f"(found {','.join(rows[0]) if rows else 'an empty file'}).")
+    _, body = _volume_rows(path)
     scores: dict[str, float] = {}
-    for number, row in enumerate(rows[1:], start=2):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if len(row) != 2:
-            raise ValueError(f"{path} line {number}: expected 'case_id,volume_score', got {','.join(row)!r}.")
+    for number, row in body:
         case_id, value = row[0].strip(), row[1].strip()
         try:
             score = float(value)

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from disyre_v2.imageio.errors import ImageFormatError
+from disyre_v2.imageio.errors import ImageFormatError, NonFiniteImageError, first_line, itk_reason
 from disyre_v2.imageio.geometry import Geometry, check_same_grid
 
 
@@ -18,9 +18,8 @@ def _load_3d(path: Path) -> sitk.Image:
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown error"
         raise ImageFormatError(
-            f"{path} is not a readable image ({first_line}). Check that the file is complete "
+            f"{path} is not a readable image ({itk_reason(error)}). Check that the file is complete "
             f"and is a NIfTI (.nii or .nii.gz)."
         ) from None
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -52,7 +51,7 @@ def _count_non_finite_nifti(path: Path) -> int:
         raw = np.asanyarray(image.dataobj.get_unscaled())
     except (EOFError, OSError, ValueError, nibabel.filebasedimages.ImageFileError) as error:
         raise ImageFormatError(
-            f"{path} is truncated or damaged ({type(error).__name__}: {str(error)[:120]}). Copy or export "
+            f"{path} is truncated or damaged ({first_line(error)}). Copy or export "
             f"the file again."
         ) from None
     if not np.issubdtype(raw.dtype, np.floating):
@@ -65,10 +64,7 @@ def _check_finite(array: np.ndarray, path: Path | str) -> None:
     if str(path).endswith((".nii", ".nii.gz")):
         bad = max(bad, _count_non_finite_nifti(Path(path)))
     if bad:
-        raise ImageFormatError(
-            f"{path} contains {bad} NaN or infinite voxel(s). Replace them (e.g. with 0 outside "
-            f"the brain) before conversion."
-        )
+        raise NonFiniteImageError(path, bad)
 
 
 def read_sitk_image(path: Path | str) -> sitk.Image:

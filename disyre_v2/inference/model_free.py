@@ -30,9 +30,9 @@ from disyre_v2.dataset.dataset_json import load_dataset_json
 from disyre_v2.dataset.layout import list_raw_cases
 from disyre_v2.errors import UserError
 from disyre_v2.imageio.atomic import atomic_path, remove_stale_temporaries
-from disyre_v2.inference.postprocessing import median_filter_map
+from disyre_v2.inference.postprocessing import check_median_filter_size, median_filter_map
 from disyre_v2.inference.predictor import prepare_case
-from disyre_v2.inference.score_names import MODEL_FREE_SCORES
+from disyre_v2.training.score_names import MODEL_FREE_SCORES
 from disyre_v2.planning.plans import get_configuration
 
 logger = logging.getLogger(__name__)
@@ -165,8 +165,11 @@ def channel_index(plans: dict, channel: str | int | None) -> int:
 class ModelFreePredictor:
     """The predictor interface of :func:`predict_folder` for the intensity baselines (no models)."""
 
+    filters_on_device = False  # CPU only: the median filter runs with scipy at export
+
     def __init__(self, plans: dict, configuration: str, score: str, *, channel: str | int | None = None,
-                 direction: str = "bright", histogram: JointHistogram | None = None):
+                 direction: str = "bright", histogram: JointHistogram | None = None,
+                 median_filter_size: int | None = None):
         if score not in MODEL_FREE_SCORES:
             raise ValueError(f"Unknown model-free score {score!r}; choose one of {', '.join(MODEL_FREE_SCORES)}.")
         if score == "joint_histogram" and histogram is None:
@@ -180,13 +183,21 @@ class ModelFreePredictor:
         self.channel = channel_index(plans, channel) if score == "intensity" else None
         self.direction = direction
         self.histogram = histogram
-        self.median_filter_size = int(self.configuration["inference"].get("median_filter_size", 0))
+        # --median_filter, else the plans' (like a model's map); 1 is off like 0.
+        self.median_filter_size = check_median_filter_size(
+            median_filter_size if median_filter_size is not None
+            else self.configuration["inference"].get("median_filter_size", 0),
+            "--median_filter" if median_filter_size is not None else "plans.json inference.median_filter_size")
+        if self.median_filter_size == 1:
+            self.median_filter_size = 0
 
     def describe(self) -> dict:
         """What each map's sidecar records."""
         if self.score == "intensity":
-            return {"score": self.score, "channel": self.channel, "direction": self.direction, "models": []}
-        return {"score": self.score, "bins_per_channel": self.histogram.bins, "models": []}
+            return {"score": self.score, "channel": self.channel, "direction": self.direction, "models": [],
+                    "median_filter_size": self.median_filter_size}
+        return {"score": self.score, "bins_per_channel": self.histogram.bins, "models": [],
+                "median_filter_size": self.median_filter_size}
 
     def predict_preprocessed(self, data: np.ndarray, mask: np.ndarray, with_restoration: bool = False,
                              filtered: bool = True) -> tuple[np.ndarray, None]:
@@ -205,10 +216,11 @@ class ModelFreePredictor:
 
 def model_free_predictor(plans: dict, configuration: str, score: str, raw_dataset: Path,
                          cache_folder: Path | None, channel: str | int | None = None,
-                         direction: str = "bright") -> ModelFreePredictor:
+                         direction: str = "bright", median_filter_size: int | None = None) -> ModelFreePredictor:
     """A ModelFreePredictor, fitting (or reading) the joint histogram when ``score`` needs it."""
     histogram = None
     if score == "joint_histogram":
         histogram = fit_joint_histogram(plans, unclipped(get_configuration(plans, configuration)), raw_dataset,
                                         cache_folder)
-    return ModelFreePredictor(plans, configuration, score, channel=channel, direction=direction, histogram=histogram)
+    return ModelFreePredictor(plans, configuration, score, channel=channel, direction=direction, histogram=histogram,
+                              median_filter_size=median_filter_size)

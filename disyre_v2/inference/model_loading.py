@@ -10,9 +10,9 @@ from typing import Sequence
 
 import torch
 
-from disyre_v2.inference.score_names import default_scores
+from disyre_v2.training.score_names import default_scores
 from disyre_v2.training.network.builder import build_network, with_level_input
-from disyre_v2.training.trainer.checkpoint import IncompatibleCheckpointError, load_checkpoint
+from disyre_v2.training.trainer.checkpoint import UNSAFE_FIX, IncompatibleCheckpointError, load_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,24 @@ class LoadedModel:
 
     def __post_init__(self):
         self.scores = tuple(self.scores) or default_scores(self.conditional)
+
+
+# What prediction reads from a checkpoint.
+CHECKPOINT_KEYS = ("network_plans", "conditional", "network", "step")
+
+
+def _mismatch(error: RuntimeError) -> str:
+    """torch's load_state_dict complaint in short, whole words: how many weights are missing, unexpected
+    or of another shape."""
+    text = str(error)
+    counts = {label: len(re.findall(r'"[^"]+"', match.group(1)))
+              for label, pattern in (("missing", r"Missing key\(s\) in state_dict: (.*?)(?:\.\s|$)"),
+                                     ("unexpected", r"Unexpected key\(s\) in state_dict: (.*?)(?:\.\s|$)"))
+              for match in [re.search(pattern, text, re.S)] if match}
+    shapes = text.count("size mismatch for")
+    parts = [f"{n} {label} weight(s)" for label, n in counts.items() if n] + (
+        [f"{shapes} weight(s) of another shape"] if shapes else [])
+    return ", ".join(parts) or "another architecture"
 
 
 RUN_FOLDER = re.compile(r"^fold_(?P<fold>[0-4]|all)_seed_(?P<seed>\d+)$")
@@ -96,6 +114,11 @@ def load_models(model_folder: Path | str, configuration: str, folds: Sequence[st
         if state.get("configuration") != configuration:
             raise IncompatibleCheckpointError(
                 f"{path} was trained for configuration {state.get('configuration')!r}, not {configuration!r}.")
+        lacking = [key for key in CHECKPOINT_KEYS if key not in state]
+        if lacking:
+            raise IncompatibleCheckpointError(
+                f"the checkpoint lacks {', '.join(lacking)}: it is not a disyre_v2 checkpoint, or is from an "
+                f"incompatible version", path, UNSAFE_FIX)
         network = build_network(with_level_input(json.loads(state["network_plans"]), bool(state["conditional"])))
         weights = state["network"]
         if state.get("ema"):
@@ -104,7 +127,8 @@ def load_models(model_folder: Path | str, configuration: str, folds: Sequence[st
         try:
             network.load_state_dict(weights, strict=True)
         except RuntimeError as error:
-            raise IncompatibleCheckpointError(f"{path}: the weights do not fit the network of its plans ({str(error)[:200]}).") from None
+            raise IncompatibleCheckpointError(f"the weights do not fit the network of its plans ({_mismatch(error)})",
+                                              path, UNSAFE_FIX) from None
         models.append(LoadedModel(network.to(device).eval(), bool(state["conditional"]), run,
                                   tuple(state.get("scores") or ())))
         logger.info("Loaded %s (step %d).", path, state["step"])

@@ -19,6 +19,7 @@ from disyre_v2.errors import UserError
 from disyre_v2.preparation import PREPARATION_FOLDER
 from disyre_v2.preparation.prepare_case import to_native
 from disyre_v2.imageio.geometry import Geometry
+from disyre_v2.preprocessing.inverse import extend_beyond_mask
 
 NATIVE_FOLDER = "native"
 
@@ -36,6 +37,33 @@ class NativeSpace:
         image = geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(array)))
         reference = self.grid.apply_to(sitk.Image(list(self.grid.size), sitk.sitkUInt8))
         return to_native(image, reference, sitk.ReadTransform(str(self.transform_file)), labels=labels)
+
+    def resample_map(self, anomaly_map: np.ndarray, brain: np.ndarray, geometry: Geometry) -> sitk.Image:
+        """An anomaly map (0 outside ``brain``) on the native grid, exported like the input grid's map:
+        first extended beyond the brain by its nearest brain value, so that linear interpolation at
+        the brain's edge does not mix in the zero background (which diluted edge scores, where
+        cortical lesions sit), then resampled, then masked with the brain carried to the native grid
+        (nearest neighbour): every native brain voxel scored, every other one exactly 0."""
+        brain = np.asarray(brain, bool)
+        extended = _extend_near(np.asarray(anomaly_map, np.float32), brain)
+        resampled = self.resample(extended, geometry)
+        native_brain = sitk.GetArrayFromImage(self.resample(brain.astype(np.uint8), geometry, labels=True)) > 0
+        scores = np.maximum(sitk.GetArrayFromImage(resampled), 0).astype(np.float32) * native_brain
+        image = sitk.GetImageFromArray(scores)
+        image.CopyInformation(resampled)
+        return image
+
+
+def _extend_near(array: np.ndarray, brain: np.ndarray, margin: int = 2) -> np.ndarray:
+    """:func:`extend_beyond_mask` within ``margin`` voxels of the brain's bounding box: linear
+    interpolation at a native brain voxel reads template voxels at most one voxel from the brain, and
+    the distance transform of the whole template grid would cost seconds per case."""
+    if not brain.any():
+        return array
+    box = tuple(slice(max(int(i.min()) - margin, 0), int(i.max()) + margin + 1) for i in np.nonzero(brain))
+    extended = np.zeros_like(array)
+    extended[box] = extend_beyond_mask(array[box], brain[box])
+    return extended
 
 
 def preparation_folder(prepared: Path | str) -> Path:

@@ -16,8 +16,9 @@ from tqdm import tqdm
 from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.dataset.layout import case_ids_in, channel_file_name
 from disyre_v2.imageio.atomic import atomic_path, remove_stale_temporaries
-from disyre_v2.imageio.writer import write_float_map
-from disyre_v2.inference.background import background_pool
+from disyre_v2.imageio.writer import write_float_map, write_mask
+from disyre_v2.processes.background import background_pool
+from disyre_v2.inference.decisions import BinaryDecision, mask_name, read_sidecars, write_lesions_csv
 from disyre_v2.inference.native_space import NATIVE_FOLDER, NativeSpace, load_native_spaces
 from disyre_v2.inference.postprocessing import median_filter_map
 from disyre_v2.inference.predictor import DisyrePredictor, PreparedCase, export_case, prepare_case
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 FILE_ENDING = ".nii.gz"
 SCORES_FILE = "volume_scores.csv"
+UNCERTAINTY_SUFFIX = "_std"
 
 
 def find_input_cases(input_folder: Path, num_channels: int, masks_folder: Path | None) -> list[tuple[str, list[Path], Path | None]]:
@@ -75,7 +77,8 @@ def shard(items: Sequence, num_parts: int, part_id: int) -> list:
 def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_folder: Path | str, *,
                    masks_folder: Path | str | None = None, save_restorations: bool = False, resume: bool = False,
                    num_parts: int = 1, part_id: int = 0, num_workers: int = 0,
-                   native_space: Path | str | None = None) -> list[Path]:
+                   native_space: Path | str | None = None, decision: BinaryDecision | None = None,
+                   save_uncertainty: bool = False) -> list[Path]:
     """Write ``OUT/CASE.nii.gz`` for this part's cases; returns the maps written.
 
     With ``native_space`` (the output folder of disyre_v2_prepare), each map is also written on the
@@ -84,7 +87,11 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
     With ``num_workers`` > 0, that many background processes read and preprocess the next cases and
     resample and write the finished maps while this process scores (nnU-Net's predictor does the
     same): the accelerator waits on neither. At most ``num_workers`` + 1 prepared cases and
-    ``num_workers`` finished maps wait at any time, so memory stays bounded."""
+    ``num_workers`` finished maps wait at any time, so memory stays bounded.
+
+    With ``decision`` (--binary), each map also gets ``OUT/CASE_mask.nii.gz`` (and its native copy),
+    its lesions in ``OUT/lesions.csv`` and its calibrated p-value and flag in ``volume_scores.csv``.
+    With ``save_uncertainty``, ``OUT/CASE_std.nii.gz`` (DisyrePredictor.score_volume's spread)."""
     input_folder, output_folder = Path(input_folder), Path(output_folder)
     masks = Path(masks_folder) if masks_folder is not None else default_masks_folder(input_folder)
     cases = shard(find_input_cases(input_folder, len(predictor.plans["channel_names"]), masks), num_parts, part_id)
@@ -93,9 +100,8 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
     # A map (or sidecar) half-written when an earlier run was killed: its temporary goes now.
     for stale in remove_stale_temporaries(output_folder, recursive=True):
         logger.info("Removed %s, left by an interrupted run.", stale)
-    todo = [case for case in cases if not (resume and (output_folder / f"{case[0]}{FILE_ENDING}").is_file()
-                                           and (output_folder / f".{case[0]}.json").is_file()
-                                           and (not spaces or native_map_path(output_folder, case[0]).is_file()))]
+    todo = [case for case in cases if not (resume and is_complete(output_folder, case[0], bool(spaces), decision)
+                                           and (not save_uncertainty or uncertainty_path(output_folder, case[0]).is_file()))]
     sidecar = predictor.describe()
     written: list[Path] = []
     with background_pool(num_workers) as pool, tqdm(total=len(todo), desc="predicting", unit="case") as bar:
@@ -121,11 +127,20 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
             case = future.result()
             if num_workers:
                 prepare_next()  # the workers prepare it while this process scores
-            anomaly_map, restoration = predictor.predict_preprocessed(case.data, case.mask, save_restorations,
-                                                                      filtered=False)
+            # The median filter: on an accelerator in torch before the map leaves it; on the CPU with
+            # scipy in the export stage (in -np's workers if any).
+            on_device = bool(getattr(predictor, "filters_on_device", False))
+            uncertainty = None
+            if save_uncertainty:
+                anomaly_map, restoration, uncertainty = predictor.score_volume(
+                    case.data, case.mask, save_restorations, filtered=on_device, with_uncertainty=True)
+            else:
+                anomaly_map, restoration = predictor.predict_preprocessed(case.data, case.mask, save_restorations,
+                                                                          filtered=on_device)
             case.data = None  # the export needs only the geometry and masks
             exporting.append(pool.submit(export_and_write, anomaly_map, restoration, case, output_folder, case_id,
-                                         sidecar, predictor.median_filter_size, spaces.get(case_id)))
+                                         sidecar, 0 if on_device else predictor.median_filter_size,
+                                         spaces.get(case_id), decision, uncertainty))
             if not num_workers:
                 prepare_next()  # in this process: one case in memory at a time
             while len(exporting) > num_workers:
@@ -133,29 +148,62 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
         while exporting:
             finish_oldest_export()
     write_volume_scores(output_folder)
+    if decision is not None:
+        write_lesions_csv(output_folder, read_sidecars(output_folder))
     return written
+
+
+def is_complete(output_folder: Path, case_id: str, native: bool, decision: BinaryDecision | None) -> bool:
+    """Whether --continue may skip the case: every file this run would write exists, and a binary
+    output was made with this run's decision."""
+    sidecar_path = output_folder / f".{case_id}.json"
+    if not ((output_folder / f"{case_id}{FILE_ENDING}").is_file() and sidecar_path.is_file()):
+        return False
+    if native and not native_map_path(output_folder, case_id).is_file():
+        return False
+    if decision is None:
+        return True
+    if not (output_folder / mask_name(case_id, FILE_ENDING)).is_file():
+        return False
+    if native and not (output_folder / NATIVE_FOLDER / mask_name(case_id, FILE_ENDING)).is_file():
+        return False
+    return json.loads(sidecar_path.read_text()).get("binary") == decision.record()
 
 
 def export_and_write(anomaly_map: np.ndarray, restoration: np.ndarray | None, case: PreparedCase,
                      output_folder: Path, case_id: str, sidecar: dict, median_filter_size: int = 0,
-                     native: NativeSpace | None = None) -> Path:
+                     native: NativeSpace | None = None, decision: BinaryDecision | None = None,
+                     uncertainty: np.ndarray | None = None) -> Path:
     """Median-filter a scored case's map, bring it back to its input grid and write the map,
     restorations and sidecar (all CPU work: it runs in a background process with -np)."""
     anomaly_map = median_filter_map(anomaly_map, case.mask, median_filter_size)
     raw_map, raw_restoration, properties = export_case(anomaly_map, restoration, case)
     geometry = raw_geometry(properties)
+    if uncertainty is not None:  # exported like the map: onto the input grid, 0 outside its brain
+        write_float_map(export_case(uncertainty, None, case)[0], geometry, uncertainty_path(output_folder, case_id))
     target = output_folder / f"{case_id}{FILE_ENDING}"
     if raw_restoration is not None:
         for c, channel in enumerate(raw_restoration):
             write_float_map(channel, geometry, output_folder / "restorations" / channel_file_name(case_id, c, FILE_ENDING))
     if native is not None:
         with atomic_path(native_map_path(output_folder, case_id), FILE_ENDING) as tmp:
-            sitk.WriteImage(native.resample(raw_map, geometry), str(tmp), True)
+            sitk.WriteImage(native.resample_map(raw_map, properties["raw_mask"], geometry), str(tmp), True)
+    score = volume_score(raw_map, properties["raw_mask"])
+    decided = {}
+    if decision is not None:
+        mask, decided = decision.apply(raw_map, properties["raw_mask"], geometry, case_id, score)
+        write_mask(mask, geometry, output_folder / mask_name(case_id, FILE_ENDING))
+        if native is not None:
+            with atomic_path(output_folder / NATIVE_FOLDER / mask_name(case_id, FILE_ENDING), FILE_ENDING) as tmp:
+                sitk.WriteImage(sitk.Cast(native.resample(mask, geometry, labels=True), sitk.sitkUInt8), str(tmp), True)
     write_float_map(raw_map, geometry, target)
     # Per-case sidecar, so parts running side by side never write one shared file at once.
-    write_json_atomic({"case_id": case_id, "volume_score": volume_score(raw_map, properties["raw_mask"]), **sidecar},
-                      output_folder / f".{case_id}.json")
+    write_json_atomic({"case_id": case_id, "volume_score": score, **sidecar, **decided}, output_folder / f".{case_id}.json")
     return target
+
+
+def uncertainty_path(output_folder: Path, case_id: str) -> Path:
+    return output_folder / f"{case_id}{UNCERTAINTY_SUFFIX}{FILE_ENDING}"
 
 
 def native_map_path(output_folder: Path, case_id: str) -> Path:
@@ -163,13 +211,18 @@ def native_map_path(output_folder: Path, case_id: str) -> Path:
 
 
 def write_volume_scores(output_folder: Path) -> Path:
-    """``volume_scores.csv`` (case_id, volume_score) from every case predicted so far."""
-    rows = [json.loads(p.read_text()) for p in sorted(output_folder.glob(".*.json"))]
+    """``volume_scores.csv`` (case_id, volume_score) from every case predicted so far; with --binary
+    also each volume's calibrated p-value and whether it is flagged (empty for cases without)."""
+    rows = read_sidecars(output_folder)
+    binary = any("volume_p_value" in row for row in rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["case_id", "volume_score"])
+    writer.writerow(["case_id", "volume_score"] + (["p_value", "flagged"] if binary else []))
     for row in sorted(rows, key=lambda r: r["case_id"]):
-        writer.writerow([row["case_id"], f"{row['volume_score']:.8g}"])
+        extra = []
+        if binary:
+            extra = ([f"{row['volume_p_value']:.8g}", str(int(row["flagged"]))] if "volume_p_value" in row else ["", ""])
+        writer.writerow([row["case_id"], f"{row['volume_score']:.8g}", *extra])
     path = output_folder / SCORES_FILE
     with atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue())

@@ -26,8 +26,8 @@ from disyre_v2.inference.scores import (
     singlestep_score,
     unconditional_score,
 )
-from disyre_v2.inference.postprocessing import median_filter_map
-from disyre_v2.inference.score_names import LEVEL_SCORES
+from disyre_v2.inference.postprocessing import check_median_filter_size, median_filter_map, median_filter_torch
+from disyre_v2.training.score_names import LEVEL_SCORES
 from disyre_v2.inference.sliding_window import sliding_window_scores
 from disyre_v2.planning.plans import get_configuration, load_plans
 from disyre_v2.preprocessing.inverse import extend_beyond_mask, restore_to_raw
@@ -35,10 +35,14 @@ from disyre_v2.preprocessing.loading import load_case
 from disyre_v2.preprocessing.preprocessor import check_channel_count, preprocess_arrays
 from disyre_v2.training.schedule import SeverityScheduler
 
+PRECISIONS = ("fp32", "bf16")  # of the network's forward pass; the blending is float32 either way
+
+
 class DisyrePredictor:
     def __init__(self, plans: dict, configuration: str, models: Sequence[LoadedModel], *, score: str | None = None,
                  levels: Sequence[int] | None = None, tile_step: float | None = None, batch_windows: int | None = None,
-                 multistep_step: int = 25, device: torch.device | str = "cpu", compile: bool | None = None):
+                 multistep_step: int = 25, device: torch.device | str = "cpu", compile: bool | None = None,
+                 precision: str = "fp32", median_filter_size: int | None = None):
         if not models:
             raise ValueError("DisyrePredictor needs at least one model.")
         score = score or models[0].scores[0]  # the trainer's own score by default
@@ -55,9 +59,19 @@ class DisyrePredictor:
         self.sigma_scale = float(inference.get("gaussian_sigma_scale", 0.125))
         self.min_weight = float(inference.get("gaussian_min", 1e-3))
         self.foreground_weighting = bool(inference.get("foreground_weighting", True))
-        self.median_filter_size = int(inference.get("median_filter_size", 0))
+        # --median_filter, else the plans'; checked now, before any case is scored. 1 is off like 0.
+        self.median_filter_size = check_median_filter_size(
+            median_filter_size if median_filter_size is not None else inference.get("median_filter_size", 0),
+            "--median_filter" if median_filter_size is not None else "plans.json inference.median_filter_size")
+        if self.median_filter_size == 1:
+            self.median_filter_size = 0
         self.multistep_step = int(multistep_step)
         self.device = torch.device(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+        # fp32 by default on every device: bf16 autocast moves the maps (issue 26; see
+        # documentation/explanation/performance.md, "Inference precision").
+        self.precision = precision
         # torch.compile by default on CUDA (2.7x the eager throughput measured on an H200 in issue 13),
         # with batches of one fixed shape; eager on CPU, where compilation costs more than it saves.
         self.compile = self.device.type == "cuda" if compile is None else bool(compile)
@@ -86,7 +100,9 @@ class DisyrePredictor:
         """What each map's sidecar records: the score, its levels (where it has any) and the models."""
         levels = self.levels if self.score in ("ensemble", "singlestep") else (
             multistep_levels(self.scheduler.num_levels, self.multistep_step) if self.score == "multistep" else [])
-        return {"score": self.score, "levels": levels, "models": [str(m.run_folder) for m in self.models]}
+        return {"score": self.score, "levels": levels, "models": [str(m.run_folder) for m in self.models],
+                "median_filter_size": self.median_filter_size,
+                "precision": self.precision}
 
     def default_batch_windows(self) -> int:
         """Windows per forward pass. On CPU about 32 samples per pass (windows × levels) is fastest
@@ -115,15 +131,16 @@ class DisyrePredictor:
             self._networks[id(network)] = CompiledNetwork(network, channels_last=self.device.type == "cuda")
         return self._networks[id(network)]
 
-    def _score_function(self, network: torch.nn.Module):
+    def _score_function(self, network: torch.nn.Module, per_level: bool = False):
         network = self._network(network)
 
         def run(x, t):
-            with torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext():
+            # bf16 autocast on any device (torch.autocast("cpu") as well as "cuda"); fp32 runs plainly.
+            with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext():
                 return network(x, t)
 
         if self.score == "ensemble":
-            return ensemble_score(run, self.levels)
+            return ensemble_score(run, self.levels, per_level=per_level)
         if self.score == "singlestep":
             return singlestep_score(run, self.levels[0])
         if self.score == "multistep":
@@ -139,30 +156,64 @@ class DisyrePredictor:
 
         ``filtered=False`` leaves out the median filter (``postprocess`` applies it), so that a
         caller can run that CPU step elsewhere, e.g. in a background process."""
+        anomaly_map, restored, _ = self.score_volume(data, mask, with_restoration, filtered)
+        return anomaly_map, restored
+
+    @torch.inference_mode()
+    def score_volume(self, data: np.ndarray, mask: np.ndarray, with_restoration: bool = False,
+                     filtered: bool = True, with_uncertainty: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``predict_preprocessed`` and, with ``with_uncertainty``, the spread of what the map averages:
+        per voxel the standard deviation (over the terms, not of their mean) of every model's map, and
+        for the ensemble score of every level's map of every model (unfiltered, 0 outside the brain)."""
         slices = torch.from_numpy(np.moveaxis(data, self.slice_axis + 1, 0).copy()).to(self.device)  # (N, C, H, W)
         brain = torch.from_numpy(np.moveaxis(mask, self.slice_axis, 0).copy()).to(self.device)
-        total_map, total_restoration = None, None
+        per_level = with_uncertainty and self.score == "ensemble"
+        total_map, total_restoration, term_sum, term_squares, terms = None, None, None, None, 0
         for model in self.models:
             scores, restoration = sliding_window_scores(
-                slices, brain, self._score_function(model.network), self.patch, step_fraction=self.tile_step,
-                batch_windows=self.batch_windows, sigma_scale=self.sigma_scale, min_weight=self.min_weight,
-                with_restoration=with_restoration, output_device=self.device,
-                foreground_weighting=self.foreground_weighting, fixed_batch=self.compile)
+                slices, brain, self._score_function(model.network, per_level), self.patch,
+                step_fraction=self.tile_step, batch_windows=self.batch_windows, sigma_scale=self.sigma_scale,
+                min_weight=self.min_weight, with_restoration=with_restoration, output_device=self.device,
+                foreground_weighting=self.foreground_weighting, fixed_batch=self.compile,
+                score_terms=1 + len(self.levels) if per_level else 0)
+            if with_uncertainty:
+                parts = scores[:, 1:] if per_level else scores[:, None]  # (N, K, H, W): the averaged terms
+                scores = scores[:, 0] if per_level else scores
+                term_sum = parts.double().sum(1) + (0 if term_sum is None else term_sum)
+                term_squares = parts.double().square().sum(1) + (0 if term_squares is None else term_squares)
+                terms += parts.shape[1]
             total_map = scores if total_map is None else total_map + scores
             if with_restoration:
                 total_restoration = restoration if total_restoration is None else total_restoration + restoration
-        anomaly_map = (total_map / len(self.models)).cpu().numpy() * np.moveaxis(mask, self.slice_axis, 0)
-        anomaly_map = np.moveaxis(anomaly_map, 0, self.slice_axis)
-        if filtered:
+        uncertainty = None
+        if with_uncertainty:
+            mean = term_sum / terms
+            spread = (term_squares / terms - mean.square()).clamp_min(0).sqrt().float() * brain.to(torch.bool)
+            uncertainty = np.moveaxis(spread.cpu().numpy(), 0, self.slice_axis).astype(np.float32)
+        anomaly = (total_map / len(self.models)).float() * brain.to(torch.bool)
+        if filtered and self.filters_on_device and self.median_filter_size > 1:
+            # On the accelerator, before the map leaves it; the cube is symmetric, so the slice-first
+            # order does not matter.
+            anomaly = median_filter_torch(anomaly, brain, self.median_filter_size)
+        anomaly_map = np.moveaxis(anomaly.cpu().numpy(), 0, self.slice_axis)
+        if filtered and not self.filters_on_device:
             anomaly_map = self.postprocess(anomaly_map, mask)
         restored = None
         if with_restoration:
             restored = np.moveaxis((total_restoration / len(self.models)).cpu().numpy(), 0, self.slice_axis + 1)
-        return anomaly_map.astype(np.float32), restored
+        return anomaly_map.astype(np.float32), restored, uncertainty
+
+    @property
+    def filters_on_device(self) -> bool:
+        """Whether the median filter runs in torch on this predictor's accelerator (inside
+        ``predict_preprocessed``). On the CPU scipy is faster than torch (documentation/explanation/
+        performance.md, "Median filter cost"), so it runs there at export, in -np's workers if any."""
+        return self.device.type != "cpu"
 
     def postprocess(self, anomaly_map: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The median filter of the plans (``inference.median_filter_size``) on the preprocessed grid."""
-        return median_filter_map(anomaly_map, mask, self.median_filter_size)
+        """The median filter (``median_filter_size``) of a map on the preprocessed grid, on this device."""
+        return median_filter_map(anomaly_map, mask, self.median_filter_size, self.device)
 
     # -- whole cases on their own grid -----------------------------------------------------
     def prepare_case(self, image_paths: Sequence[Path | str], mask_path: Path | str | None = None) -> PreparedCase:

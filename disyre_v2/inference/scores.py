@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from disyre_v2.inference.score_names import MODEL_SCORES
+from disyre_v2.training.score_names import MODEL_SCORES
 from disyre_v2.training.schedule import SeverityScheduler
 
 Network = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -21,8 +21,11 @@ def _levels_tensor(level: int, count: int, device: torch.device) -> torch.Tensor
     return torch.full((count,), int(level), dtype=torch.long, device=device)
 
 
-def ensemble_score(network: Network, levels: Sequence[int]) -> Callable:
-    """DISYRE v2: AS = mean over t ∈ E of |P(x, t) − x|, all levels in one forward pass."""
+def ensemble_score(network: Network, levels: Sequence[int], per_level: bool = False) -> Callable:
+    """DISYRE v2: AS = mean over t ∈ E of |P(x, t) − x|, all levels in one forward pass.
+
+    ``per_level``: scores (B, 1 + L, P, P), the ensemble's AS first, then each level's |P(x, t) − x|
+    (for the spread of the terms the ensemble averages: --save_uncertainty)."""
     levels = [int(t) for t in levels]
     if not levels:
         raise ValueError("the ensemble needs at least one level")
@@ -32,7 +35,10 @@ def ensemble_score(network: Network, levels: Sequence[int]) -> Callable:
         batch = windows.repeat(len(levels), 1, 1, 1)  # level-major: [x·t0, x·t1, ...]
         t = torch.repeat_interleave(torch.tensor(levels, dtype=torch.long, device=windows.device), b)
         restored = network(batch, t).float().reshape(len(levels), *windows.shape)
-        scores = (restored - windows.float()).abs().mean(dim=(0, 2))
+        residuals = (restored - windows.float()).abs()
+        scores = residuals.mean(dim=(0, 2))
+        if per_level:
+            scores = torch.cat([scores[:, None], residuals.mean(dim=2).permute(1, 0, 2, 3)], dim=1)
         return scores, restored.mean(dim=0)
 
     return score

@@ -78,6 +78,7 @@ def sliding_window_scores(
     output_device: torch.device | str | None = None,
     foreground_weighting: bool = True,
     fixed_batch: bool = False,
+    score_terms: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Blend window scores over all slices of a volume.
 
@@ -89,6 +90,8 @@ def sliding_window_scores(
     the device of ``slices``). Returns the float32 score map (N, H, W) and, if asked, the blended
     restoration (N, C, H, W; a weighted mean with weights w·f, 0 where no window had brain).
     ``foreground_weighting=False`` blends Σ w·AS / Σ w (f = 1 for every window with brain).
+    ``score_terms`` K > 0: ``score_fn`` returns K maps per window (B, K, P, P), each blended alike into
+    a (N, K, H, W) result (the blend is linear, so the blend of a mean is the mean of the blends).
     """
     if slices.ndim != 4 or brain.shape != (slices.shape[0], *slices.shape[2:]):
         raise ValueError(f"need slices (N, C, H, W) and brain (N, H, W), got {tuple(slices.shape)} and {tuple(brain.shape)}")
@@ -103,7 +106,8 @@ def sliding_window_scores(
     boxes = torch.tensor([(y, x) for y in window_starts(height, patch[0], step_fraction)
                           for x in window_starts(width, patch[1], step_fraction)], dtype=torch.long)
 
-    numerator = torch.zeros((n, height, width), dtype=torch.float32, device=out_device)
+    terms = (int(score_terms),) if score_terms else ()
+    numerator = torch.zeros((n, height, width, *terms), dtype=torch.float32, device=out_device)
     denominator = torch.zeros((height, width), dtype=torch.float32, device=out_device)
     for y, x in boxes.tolist():
         denominator[y:y + patch[0], x:x + patch[1]] += weights
@@ -131,13 +135,19 @@ def sliding_window_scores(
         scores = scores[:count].to(out_device, torch.float32)
         weight = weights * (fractions[s, b][:, None, None] if foreground_weighting else 1.0)  # (B, P, P)
         target = (s[:, None, None].expand(-1, *patch), rows.expand(-1, -1, patch[1]), cols.expand(-1, patch[0], -1))
-        numerator.index_put_(target, weight * scores, accumulate=True)
+        if terms:
+            numerator.index_put_(target, weight[..., None] * scores.permute(0, 2, 3, 1), accumulate=True)
+        else:
+            numerator.index_put_(target, weight * scores, accumulate=True)
         if restoration is not None:
             restored = restored[:count].to(out_device, torch.float32)
             restoration.permute(0, 2, 3, 1).index_put_(target, (weight[..., None] * restored.permute(0, 2, 3, 1)),
                                                        accumulate=True)
             restoration_weight.index_put_(target, weight.expand(count, *patch).contiguous(), accumulate=True)
-    result = (numerator / denominator)[:, crop[0], crop[1]]
+    if terms:
+        result = (numerator / denominator[..., None]).permute(0, 3, 1, 2)[..., crop[0], crop[1]]
+    else:
+        result = (numerator / denominator)[:, crop[0], crop[1]]
     if restoration is not None:
         restoration = (restoration / restoration_weight.clamp_min(1e-12)[:, None])[:, :, crop[0], crop[1]]
     return result, restoration

@@ -1,8 +1,7 @@
 """Fingerprint, tissue clusters (k-Means), planner, plans access and splits.
 
 Names are imported lazily (PEP 562): a worker process that only needs plans access does not pay
-for importing scikit-learn, and planning and preprocessing can import each other's modules
-without an import cycle.
+for importing scikit-learn.
 """
 from __future__ import annotations
 

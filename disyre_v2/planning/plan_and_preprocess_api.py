@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -123,13 +124,21 @@ def plan_and_preprocess(dataset: str | int, configurations: Sequence[str] = tupl
                        "numTraining (--verify_dataset_integrity refuses the mismatch).", raw / DATASET_JSON_FILE,
                        dataset_json.get("numTraining"), raw / "imagesTr", len(case_ids), len(case_ids))
 
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)  # e.g. a dataset.json being written when planning was killed
-    write_json_atomic(json.loads((raw / DATASET_JSON_FILE).read_text(encoding="utf-8")), out / DATASET_JSON_FILE)
-    fingerprint = _fingerprint(raw, out, case_ids, clean, num_workers, progress)
-    plans = _plans(out, fingerprint, configurations, clean)
-    ensure_splits(out / SPLITS_FILE, case_ids)
-    if preprocess_data:
-        preprocess(raw, out, plans, configurations, num_workers=num_workers, clean=clean, progress=progress)
+    # A first planning that fails (a NaN or truncated training image, a configuration that does not fit)
+    # leaves no dataset folder behind; a re-run keeps what an earlier planning made.
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)  # e.g. a dataset.json being written when planning was killed
+        write_json_atomic(json.loads((raw / DATASET_JSON_FILE).read_text(encoding="utf-8")), out / DATASET_JSON_FILE)
+        fingerprint = _fingerprint(raw, out, case_ids, clean, num_workers, progress)
+        plans = _plans(out, fingerprint, configurations, clean)
+        ensure_splits(out / SPLITS_FILE, case_ids)
+        if preprocess_data:
+            preprocess(raw, out, plans, configurations, num_workers=num_workers, clean=clean, progress=progress)
+    except Exception:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     logger.info("Planned%s %s: %s", " and preprocessed" if preprocess_data else "", name, out)
     return out

@@ -15,7 +15,7 @@ import numpy as np
 from disyre_v2 import __version__
 from disyre_v2.planning import defaults as D
 from disyre_v2.planning.plans import PlansError
-from disyre_v2.preprocessing.resampling import spacing_differs
+from disyre_v2.preprocessing.resampling import SPACING_RTOL, spacing_differs
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +94,11 @@ def plan_configuration(name: str, fingerprint: dict) -> dict:
     spacing = target_spacing(fingerprint["median_spacing"], spec.min_spacing_mm)
     spacing_zyx = np.asarray(spacing[::-1])
     cases = fingerprint["cases"]
-    resample = any(spacing_differs(case["spacing"], spacing, D.SPACING_RTOL) for case in cases)
+    resample = any(spacing_differs(case["spacing"], spacing, SPACING_RTOL) for case in cases)
     shapes = []
     for case in cases:
         shape = np.asarray(case["shape_after_crop"], dtype=np.float64)
-        if resample and spacing_differs(case["spacing"], spacing, D.SPACING_RTOL):
+        if resample and spacing_differs(case["spacing"], spacing, SPACING_RTOL):
             shape = np.maximum(1, np.floor(shape * np.asarray(case["spacing"][::-1]) / spacing_zyx + 0.5))
         shapes.append(shape)
     median_shape = [float(v) for v in np.median(shapes, axis=0)]

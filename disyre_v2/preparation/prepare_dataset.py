@@ -22,12 +22,14 @@ from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.dataset.layout import case_ids_in, split_channel_file_name
 from disyre_v2.errors import UserError
 from disyre_v2.imageio.atomic import remove_stale_temporaries
+from disyre_v2.paths import writable_folder
 from disyre_v2.preparation import PREPARATION_FOLDER
 from disyre_v2.preparation.prepare_folder import (
     CaseJob,
     PreparationFailed,
     PreparationOptions,
     PreparationResult,
+    check_template,
     failure_summary,
     options_record,
     prepare_cases,
@@ -155,6 +157,9 @@ def prepare_dataset(input_folder: Path | str, output_folder: Path | str, options
     if resume and options_file.is_file() and json.loads(options_file.read_text()) != record:
         raise UserError("--continue with other preparation options than the cases already prepared", options_file,
                         "run with the options in that file, or prepare into a new folder")
+    # Everything is checked before the first write: a refused run leaves no OUT (nor options.json in it).
+    check_template(options)
+    writable_folder(output_folder, "-o")
     options_file.parent.mkdir(parents=True, exist_ok=True)
     # Files half-written by a run that was killed go now (their cases are prepared again).
     for stale in remove_stale_temporaries(output_folder, recursive=True):

@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from disyre_v2.errors import UserError
 from disyre_v2.imageio.atomic import atomic_path
-from disyre_v2.imageio.errors import ImageFormatError
+from disyre_v2.imageio.errors import ImageFormatError, itk_reason
 from disyre_v2.imageio.geometry import Geometry
-from disyre_v2.inference.background import background_pool
+from disyre_v2.processes.background import background_pool
 from disyre_v2.preparation.prepare_case import PreparedScan, prepare_scan
 from disyre_v2.preparation.qa_figure import write_qa_figure
 from disyre_v2.preparation.template import DEFAULT_TEMPLATE, Template, load_template
@@ -128,16 +128,22 @@ def write_case(job: CaseJob, scan: PreparedScan, template: Template, record: dic
         record_tmp.write_text(json.dumps(record, indent=2))
 
 
-def prepare_cases(jobs: Sequence[CaseJob], options: PreparationOptions, num_processes: int = 0,
-                  resume: bool = False, progress_label: str = "preparing") -> PreparationResult:
-    """Prepare every job (``num_processes`` background processes; 0: in this process). A case that
-    fails is logged and listed in the result; the others go on."""
-    # A bad template, or one that cannot serve the skull stripping asked for, stops everything at once.
+def check_template(options: PreparationOptions) -> Template:
+    """The template of ``options``; a bad one, or one that cannot serve the skull stripping asked for, is
+    a UserError (raised before anything is written, so that it stops everything at once)."""
     template = cached_template(options.template, options.template_mask)
     if options.skull_strip == "template" and not template.whole_head:
         raise UserError(f"--skull_strip template needs a whole-head template with its brain mask; {template.name} "
                         f"is skull-stripped", options.template,
                         "give --template HEAD.nii.gz --template_mask BRAIN.nii.gz, or use --skull_strip robex")
+    return template
+
+
+def prepare_cases(jobs: Sequence[CaseJob], options: PreparationOptions, num_processes: int = 0,
+                  resume: bool = False, progress_label: str = "preparing") -> PreparationResult:
+    """Prepare every job (``num_processes`` background processes; 0: in this process). A case that
+    fails is logged and listed in the result; the others go on."""
+    check_template(options)
     result = PreparationResult()
     todo = []
     for job in jobs:
@@ -152,7 +158,8 @@ def prepare_cases(jobs: Sequence[CaseJob], options: PreparationOptions, num_proc
             try:
                 result.prepared.append(future.result())
             except (UserError, ImageFormatError, FileNotFoundError, RuntimeError) as error:
-                reason = " ".join(str(error).split())
+                # ITK's own failures (a RuntimeError) are quoted by their reason alone, whole.
+                reason = " ".join((itk_reason(error) if type(error) is RuntimeError else str(error)).split())
                 result.failed[job.case_id] = reason
                 logger.error("case %s failed: %s", job.case_id, reason)
             bar.update(1)

@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from disyre_v2.errors import UserError
+from disyre_v2.imageio.errors import itk_reason
 
 SHRINK_FACTORS = (4, 2, 1)
 SMOOTHING_SIGMAS = (2.0, 1.0, 0.0)  # voxels of each level
@@ -80,9 +81,10 @@ def register(fixed: sitk.Image, moving: sitk.Image, *, rigid_only: bool = False,
     try:
         return _register(fixed, moving, rigid_only, fixed_mask, seed)
     except RuntimeError as error:
-        reason = (str(error).strip().splitlines() or ["unknown ITK error"])[-1][:200]
-        raise UserError(f"the registration to the template failed ({reason})", scan,
-                        "check that the file is a brain MRI volume with content, in a known orientation") from None
+        size = "×".join(str(n) for n in moving.GetSize())
+        raise UserError(f"the registration to the template failed for a scan of {size} voxels ({itk_reason(error)})",
+                        scan, "check that the file is a brain MRI volume with content, in a known orientation "
+                        "(a volume of a few voxels per axis is too small)") from None
 
 
 def _register(fixed: sitk.Image, moving: sitk.Image, rigid_only: bool, fixed_mask: sitk.Image | None,

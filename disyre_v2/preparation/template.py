@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from disyre_v2.errors import UserError
 from disyre_v2.imageio.errors import ImageFormatError
 from disyre_v2.imageio.reader import read_sitk_image
+from disyre_v2.preparation.mni152 import template_paths
 
 DEFAULT_TEMPLATE = "mni152_2009a"
 
@@ -41,8 +42,6 @@ def mask_volume_ml(mask: sitk.Image) -> float:
 def load_template(name_or_path: str | Path = DEFAULT_TEMPLATE, mask_path: str | Path | None = None) -> Template:
     """``mni152_2009a`` (nilearn's file) or a template file, with an optional brain-mask file."""
     if str(name_or_path) == DEFAULT_TEMPLATE:
-        from disyre_v2.dataset_conversion.synthetic.anatomy import template_paths
-
         path = template_paths()["t1"]
     else:
         path = Path(name_or_path)

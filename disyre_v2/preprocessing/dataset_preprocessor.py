@@ -8,7 +8,7 @@ from typing import Sequence
 
 from disyre_v2.dataset.dataset_json import load_dataset_json
 from disyre_v2.dataset.layout import list_raw_cases
-from disyre_v2.planning.plans import get_configuration
+from disyre_v2.plans_access import get_configuration
 from disyre_v2.preprocessing.parallel import map_cases
 from disyre_v2.preprocessing.preprocessor import preprocess_case, preprocessing_signature
 from disyre_v2.preprocessing.store import is_case_complete, remove_temporaries, save_preprocessed_case

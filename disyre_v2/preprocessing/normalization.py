@@ -12,7 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from disyre_v2.planning.defaults import NORMALIZATION_DOMAINS
+# The voxels the percentile p is taken over (see above); plans.json names one as normalization.domain.
+NORMALIZATION_DOMAINS = ("brain", "all")
 
 
 class NormalizationError(ValueError):

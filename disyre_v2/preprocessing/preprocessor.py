@@ -16,13 +16,12 @@ import numpy as np
 
 from disyre_v2.imageio.errors import ImageFormatError
 from disyre_v2.imageio.geometry import Geometry, axial_axis
-from disyre_v2.planning.defaults import SPACING_RTOL
-from disyre_v2.planning.plans import get_configuration
+from disyre_v2.plans_access import get_configuration
 from disyre_v2.preprocessing.cropping import brain_bounding_box, crop_to_box, cropped_geometry
 from disyre_v2.preprocessing.loading import load_case
 from disyre_v2.preprocessing.normalization import apply_normalization, normalization_scales
 from disyre_v2.preprocessing.orientation import check_orientation, reorient_array
-from disyre_v2.preprocessing.resampling import resample_array, resampled_geometry, spacing_differs
+from disyre_v2.preprocessing.resampling import SPACING_RTOL, resample_array, resampled_geometry, spacing_differs
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,9 @@ import SimpleITK as sitk
 
 from disyre_v2.imageio.geometry import Geometry
 
+# Spacings closer than this (relative) count as equal: NIfTI headers differ in float rounding.
+SPACING_RTOL = 1e-3
+
 INTERPOLATORS = {
     "cubic": sitk.sitkBSpline,
     "linear": sitk.sitkLinear,

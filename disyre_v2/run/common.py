@@ -45,7 +45,11 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """-v, and both spellings of multi-word flags (``--skull_strip`` or ``--skull-strip``; see flag_style)."""
+    from disyre_v2.run.flag_style import accept_both_spellings
+
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages (and show tracebacks)")
+    accept_both_spellings(parser)
 
 
 # -- numeric flags, checked by argparse --------------------------------------------------------
@@ -81,20 +85,23 @@ def int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def float_between(low: float, high: float, low_inclusive: bool = True) -> Callable[[str], float]:
-    """An argparse type: a number in [low, high] (or (low, high] when ``low_inclusive`` is False)."""
-    bracket = "[" if low_inclusive else "("
+def float_between(low: float, high: float, low_inclusive: bool = True,
+                  high_inclusive: bool = True) -> Callable[[str], float]:
+    """An argparse type: a number in [low, high] (a round bracket where that end is excluded)."""
+    interval = f"{'[' if low_inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number in {bracket}{low:g}, {high:g}], got {text!r}") from None
-        if not (low <= value if low_inclusive else low < value) or not value <= high:
-            raise argparse.ArgumentTypeError(f"must be a number in {bracket}{low:g}, {high:g}], got {value:g}")
+            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {text!r}") from None
+        above = low <= value if low_inclusive else low < value
+        below = value <= high if high_inclusive else value < high
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {value:g}")
         return value
 
-    parse.__name__ = f"number in {bracket}{low:g}, {high:g}]"
+    parse.__name__ = f"number in {interval}"
     return parse
 
 

@@ -7,7 +7,7 @@ from disyre_v2.paths import DATASET_NAME_PATTERN, parse_dataset_id
 
 
 def add_conversion_flags(parser: argparse.ArgumentParser, default_name: str) -> None:
-    """-i, -d, --name, --overwrite, --skip-incomplete."""
+    """-i, -d, --name, --overwrite, --skip_incomplete."""
     parser.add_argument("-i", "--input", required=True, metavar="ROOT",
                         help="folder holding the downloaded dataset; it is searched recursively, "
                         ".nii and .nii.gz are both accepted")
@@ -18,7 +18,7 @@ def add_conversion_flags(parser: argparse.ArgumentParser, default_name: str) -> 
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing dataset of the same id and name (without it, an existing one is "
                         "never touched)")
-    parser.add_argument("--skip-incomplete", action="store_true",
+    parser.add_argument("--skip_incomplete", action="store_true",
                         help="convert only the cases that have every expected file, warning about the others "
                         "(default: stop and list the missing files)")
 

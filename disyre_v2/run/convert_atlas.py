@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from disyre_v2.dataset_conversion.atlas import convert_atlas
 from disyre_v2.run.common import add_common_flags, run_cli
 from disyre_v2.run.conversion_flags import add_conversion_flags, dataset_target
+
+logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +38,7 @@ def _run(args: argparse.Namespace) -> None:
     dataset_id, name = dataset_target(args)
     target = convert_atlas(args.input, dataset_id, exclude=args.exclude, include=args.include, name=name,
                            overwrite=args.overwrite, skip_incomplete=args.skip_incomplete)
-    print(f"Wrote {target}")
+    logger.info("Wrote %s", target)
 
 
 def main(argv: list[str] | None = None) -> int:

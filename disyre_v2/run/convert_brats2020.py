@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from disyre_v2.dataset_conversion.brats2020 import MODALITIES, convert_brats2020
 from disyre_v2.run.common import add_common_flags, run_cli
 from disyre_v2.run.conversion_flags import add_conversion_flags, dataset_target
+
+logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +35,7 @@ def _run(args: argparse.Namespace) -> None:
     dataset_id, name = dataset_target(args)
     target = convert_brats2020(args.input, dataset_id, modalities=args.modalities, name=name,
                                overwrite=args.overwrite, skip_incomplete=args.skip_incomplete)
-    print(f"Wrote {target}")
+    logger.info("Wrote %s", target)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from disyre_v2.dataset_conversion.folder import convert_folder
 from disyre_v2.run.common import add_common_flags, int_between, run_cli
 from disyre_v2.run.preparation_flags import add_prepare_flag, preparation_if_asked
+
+logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,11 +17,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert a folder of NIfTI images into a raw dataset $DISYRE_raw/DatasetNNN_Name. "
         "Training cases (--role train) must be healthy; test cases (--role test) may have lesion labels. "
         "Run it twice with --append to put training and test cases into one dataset.",
-        epilog="Example: disyre_v2_convert_folder -i healthy/ -d 10 --role train --channel-suffixes _t1 _t2 "
-        "--channel-names T1 T2 && disyre_v2_convert_folder -i patients/ -d 10 --role test "
-        "--labels patients_seg/ --channel-suffixes _t1 _t2 --channel-names T1 T2 --append",
+        epilog="Example: disyre_v2_convert_folder -i healthy/ -d 10 --role train --channel_suffixes _t1 _t2 "
+        "--channel_names T1 T2 && disyre_v2_convert_folder -i patients/ -d 10 --role test "
+        "--labels patients_seg/ --channel_suffixes _t1 _t2 --channel_names T1 T2 --append. Whole-head scans "
+        "from the scanner: add --prepare --skull_strip robex to both runs, and predict with --native_space "
+        "$DISYRE_raw/Dataset010_Folder for maps on each patient's own scan.",
     )
-    parser.add_argument("-i", "--input", required=True, help="folder holding the images (.nii or .nii.gz)")
+    parser.add_argument("-i", "--input", required=True,
+                        help="folder holding the images (.nii or .nii.gz), read at its top level only: subfolders "
+                        "are not searched, so put every case's files side by side in this one folder")
     parser.add_argument("-d", "--dataset_id", required=True, type=int_between(0, 999), help="dataset id, 0..999")
     parser.add_argument("--role", required=True, choices=["train", "test"],
                         help="train: healthy cases into imagesTr; test: cases into imagesTs")
@@ -27,10 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of lesion labels named CASE.nii[.gz] (> 0 anomalous); test role only")
     parser.add_argument("--masks", default=None,
                         help="folder of brain masks named CASE.nii[.gz]; default: any channel > 0 (skull-stripped images)")
-    parser.add_argument("--channel-suffixes", nargs="+", default=None, metavar="SUFFIX",
+    parser.add_argument("--channel_suffixes", nargs="+", default=None, metavar="SUFFIX",
                         help="file-name suffixes of the channels, in channel order (e.g. _t1 _t2); "
                         "default: every file is a one-channel case")
-    parser.add_argument("--channel-names", nargs="+", default=None, metavar="NAME",
+    parser.add_argument("--channel_names", nargs="+", default=None, metavar="NAME",
                         help="channel names for dataset.json (e.g. T1 T2); default: derived from the suffixes")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same id and name")
     parser.add_argument("--append", action="store_true", help="add the cases to an existing dataset of the same id and name")
@@ -46,7 +53,7 @@ def _run(args: argparse.Namespace) -> None:
         overwrite=args.overwrite, append=args.append, preparation=preparation_if_asked(args),
         num_processes=args.num_processes,
     )
-    print(f"Wrote {target}")
+    logger.info("Wrote %s", target)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from disyre_v2.dataset_conversion.ixi import MODALITIES, convert_ixi
 from disyre_v2.run.common import add_common_flags, run_cli
 from disyre_v2.run.conversion_flags import add_conversion_flags, dataset_target
 from disyre_v2.run.preparation_flags import add_prepare_flag, preparation_if_asked
+
+logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +40,7 @@ def _run(args: argparse.Namespace) -> None:
     target = convert_ixi(args.input, dataset_id, args.modality, masks=args.masks, name=name,
                          overwrite=args.overwrite, skip_incomplete=args.skip_incomplete,
                          preparation=preparation_if_asked(args), num_processes=args.num_processes)
-    print(f"Wrote {target}")
+    logger.info("Wrote %s", target)
 
 
 def main(argv: list[str] | None = None) -> int:

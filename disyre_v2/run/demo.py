@@ -11,7 +11,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="disyre_v2_demo",
         description="Build the synthetic benchmark (healthy training brains, test brains with glioma-, stroke- "
         "and small-lesion-like anomalies), plan and preprocess it, train the 2d_small model on the CPU within a "
-        "time budget (about 15 minutes in all on 2 cores; --quick about 3), predict anomaly maps for the test "
+        "time budget (about 11 minutes in all on 2 cores; --quick about 2½), predict anomaly maps for the test "
         "cases, evaluate them and write an HTML report. Everything goes under -o; your own DISYRE_* folders are "
         "not touched.",
     )

@@ -16,16 +16,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: disyre_v2_evaluate -pred predictions/ -ref $DISYRE_raw/Dataset002_BraTS2020_T1/labelsTs "
         "--report report/",
     )
-    parser.add_argument("-pred", "--predictions", required=True,
+    parser.add_argument("-pred", "--predictions", required=True, nargs="+", metavar="PRED",
                         help="folder of anomaly maps CASE.nii.gz (with volume_scores.csv and restorations/ when the "
-                        "predictor wrote them)")
+                        "predictor wrote them); several folders: the parts of disyre_v2_predict --num_parts, evaluated "
+                        "as one (each case in exactly one folder)")
     parser.add_argument("-ref", "--references", required=True,
                         help="folder of lesion labels CASE.nii.gz, > 0 anomalous (e.g. .../labelsTs); every case in "
                         "it is evaluated")
     parser.add_argument("-mask", "--masks", default=None,
                         help="folder of brain masks CASE.nii.gz (default: the sibling masksTs of a labelsTs folder, "
                         "else any channel > 0 of the sibling imagesTs, else the whole grid)")
-    parser.add_argument("-o", "--output", default=None, help="summary JSON to write (default: PRED/summary.json)")
+    parser.add_argument("-o", "--output", default=None,
+                        help="summary JSON to write (default: PRED/summary.json; required with several -pred folders)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="VALUE",
+                        help="also report Dice, precision, recall and lesion-wise detection at this score threshold "
+                        "(default: the calibrated threshold the maps of disyre_v2_predict --binary carry, if any)")
     parser.add_argument("--protocol", default="exact", choices=["exact", "disyre", "upd"],
                         help="voxel-level protocol: exact (all brain voxels, every threshold; default), disyre "
                         "(10 000 random voxels per volume in the brain box, 200 thresholds) or upd (slices 15-134 "
@@ -36,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report", default=None,
                         help="folder for an offline HTML report (index.html, PR curve, one sheet per case)")
     parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the disyre protocol's voxel sampling (default 0)")
-    parser.add_argument("--slice-score", default="max", choices=["max", "top1"],
+    parser.add_argument("--slice_score", default="max", choices=["max", "top1"],
                         help="score of an axial slice for slice-level AUROC: max of its brain voxels (default) or "
                         "mean of their top 1 %%")
     add_common_flags(parser)
@@ -55,10 +60,19 @@ def _run(args: argparse.Namespace) -> None:
 
     from disyre_v2.evaluation.evaluator import SUMMARY_NAME, evaluate_folders
 
+    import math
+
+    from disyre_v2.errors import UserError
+
+    if len(args.predictions) > 1 and args.output is None:
+        raise UserError("several -pred folders were given, so there is no one folder for summary.json",
+                        fix="name the summary with -o FILE")
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise UserError(f"--threshold must be a finite number, got {args.threshold}", fix="give a score value")
     summary = evaluate_folders(args.predictions, args.references, mask_dir=args.masks, output=args.output,
                                protocol=args.protocol, kinds_file=args.kinds, report_dir=args.report,
-                               seed=args.seed, slice_reduction=args.slice_score)
-    _print_summary(summary, args.output or str(Path(args.predictions) / SUMMARY_NAME))
+                               seed=args.seed, slice_reduction=args.slice_score, threshold=args.threshold)
+    _print_summary(summary, args.output or str(Path(args.predictions[0]) / SUMMARY_NAME))
     if args.report:
         print(f"Report: {Path(args.report) / 'index.html'}")
 

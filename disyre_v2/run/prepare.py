@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from disyre_v2.paths import writable_folder
 from disyre_v2.preparation.prepare_dataset import prepare_dataset
 from disyre_v2.preparation.prepare_folder import PreparationFailed
 from disyre_v2.run.common import add_common_flags, run_cli
@@ -42,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    writable_folder(args.output, "-o")  # before the first case is prepared
+    # prepare_dataset checks the inputs, the template and that -o is writable before it writes anything.
     try:
         result = prepare_dataset(args.input, args.output, preparation_options(args),
                                  num_processes=args.num_processes, resume=args.resume, channels=args.channels)

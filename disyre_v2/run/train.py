@@ -2,9 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from disyre_v2.run.common import add_common_flags, int_at_least, positive_float, run_cli
 from disyre_v2.training.trainer.registry import trainer_names
+
+logger = logging.getLogger(__name__)
+# The paper-sized network (26 M parameters, P = 128 at 1 mm): hours per model on a CPU.
+PAPER_SIZED_CONFIGURATIONS = ("2d",)
+
+
+def warn_if_paper_network_on_cpu(configuration: str, device: str, what: str) -> None:
+    """A warning (not an error: it runs, slowly) when the paper-sized ``2d`` network is to run on a CPU."""
+    if device == "cpu" and configuration in PAPER_SIZED_CONFIGURATIONS:
+        logger.warning("Configuration %s is the paper-sized network (26 M parameters) and -device is cpu: %s will be "
+                       "very slow. Use -device cuda on a GPU, or the CPU-sized configuration 2d_small.",
+                       configuration, what)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> None:
     from disyre_v2.training.run_training import train
 
+    warn_if_paper_network_on_cpu(args.configuration, args.device, "training")
     output = train(args.dataset, args.configuration, args.fold, trainer=args.trainer, seed=args.seed,
                    num_steps=args.steps, resume=args.resume, device=args.device, val_every=args.val_every,
                    deterministic=args.deterministic, compile=args.compile, time_budget_s=args.time_budget)

@@ -15,7 +15,6 @@ import numpy as np
 from batchgenerators.transforms.abstract_transforms import AbstractTransform
 from batchgenerators.transforms.color_transforms import BrightnessMultiplicativeTransform, GammaTransform
 from batchgenerators.transforms.noise_transforms import GaussianBlurTransform, GaussianNoiseTransform
-from batchgenerators.transforms.spatial_transforms import MirrorTransform
 
 from disyre_v2.training.spatial_augmentation import BatchedSpatialTransform
 
@@ -41,6 +40,35 @@ class BatchSeededCompose(AbstractTransform):
         return data_dict
 
 
+class AxisMirrorTransform(AbstractTransform):
+    """Flip each in-plane axis of a sample's ``data`` and ``seg`` with probability ``probability``.
+
+    batchgenerators' ``MirrorTransform`` flips each axis with a fixed 0.5 whatever is asked. The draws
+    come from the global ``numpy.random`` (seeded per batch by :class:`BatchSeededCompose`) in its order:
+    per sample one draw (its ``p_per_sample`` draw), then one per axis; at 0.5 the batches are the ones
+    it made, at 0 only the per-sample draw is taken, as it did with ``p_per_sample=0``.
+    """
+
+    def __init__(self, probability: float, axes: Sequence[int] = (0, 1)):
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"mirror probability must be in [0, 1], got {probability}")
+        self.probability = float(probability)
+        self.axes = tuple(axes)
+
+    def __call__(self, **data_dict):
+        data, seg = data_dict["data"], data_dict.get("seg")
+        for index in range(len(data)):
+            np.random.uniform()  # batchgenerators' per-sample draw: keeps the random stream of later transforms
+            if self.probability == 0.0:
+                continue
+            for axis in self.axes:
+                if np.random.uniform() < self.probability:
+                    data[index] = np.flip(data[index], axis=axis + 1)
+                    if seg is not None:
+                        seg[index] = np.flip(seg[index], axis=axis + 1)
+        return data_dict
+
+
 class MaskAndClipTransform(AbstractTransform):
     """Background to exactly 0 and intensities into [0, 1]; the brain mask moves from ``seg`` to ``mask``."""
 
@@ -58,8 +86,8 @@ def build_augmentation(params: dict, patch_size: Sequence[int]) -> list[Abstract
     transforms: list[AbstractTransform] = [
         BatchedSpatialTransform(params["rotation_probability"], params["rotation_deg"], params["scale_probability"],
                                 params["scale_range"], params["elastic_probability"]),
-        # Each in-plane axis is flipped with probability 0.5 (batchgenerators' augment_mirroring).
-        MirrorTransform(axes=(0, 1), p_per_sample=1.0 if params["mirror_probability"] > 0 else 0.0),
+        # Each in-plane axis is flipped with probability mirror_probability.
+        AxisMirrorTransform(params["mirror_probability"], axes=(0, 1)),
         BrightnessMultiplicativeTransform(tuple(params["brightness_range"]), per_channel=True,
                                           p_per_sample=params["brightness_probability"]),
         GammaTransform(tuple(params["gamma_range"]), invert_image=False, per_channel=True, retain_stats=False,

@@ -17,7 +17,7 @@ import torch
 from batchgenerators.dataloading.data_loader import DataLoader
 
 from disyre_v2.errors import UserError
-from disyre_v2.training.worker_lifetime import die_with_parent
+from disyre_v2.processes.worker_lifetime import die_with_parent
 
 
 

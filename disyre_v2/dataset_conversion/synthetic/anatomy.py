@@ -10,21 +10,16 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
 from disyre_v2.imageio.geometry import Geometry
+from disyre_v2.preparation.mni152 import template_paths
 
 logger = logging.getLogger(__name__)
 
-TEMPLATE_FILES = {
-    "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
-    "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
-    "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
-}
 # Box (MNI mm) around the lateral ventricles; the CSF inside it locates them for the atrophy model.
 _VENTRICLE_BOX_MNI = {"x": (-30, 30), "y": (-50, 30), "z": (-5, 35)}
 
@@ -59,31 +54,6 @@ class TemplateAnatomy:
         pts = np.asarray(points_mm, np.float32)
         m, b = self.mni_matrix.astype(np.float32), self.mni_offset.astype(np.float32)
         return np.stack([m[i, 0] * pts[0] + m[i, 1] * pts[1] + m[i, 2] * pts[2] + b[i] for i in range(3)])
-
-
-def template_folder() -> Path:
-    """The folder inside the installed nilearn package that holds the MNI152 2009a files."""
-    try:
-        import nilearn
-    except ImportError:  # pragma: no cover - nilearn is an install requirement
-        raise FileNotFoundError(
-            "The synthetic benchmark builds its brains from the MNI152 template that ships with "
-            "nilearn, which is not installed. Install it with: pip install nilearn"
-        ) from None
-    return Path(nilearn.__file__).parent / "datasets" / "data"
-
-
-def template_paths(folder: Path | None = None) -> dict[str, Path]:
-    """Paths of the three template files; a clear error names what is missing and the fix."""
-    folder = template_folder() if folder is None else Path(folder)
-    paths = {key: folder / name for key, name in TEMPLATE_FILES.items()}
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"The MNI152 2009a template file(s) {', '.join(missing)} are missing. They ship with the "
-            f"nilearn package (no download needed); reinstall it: pip install --force-reinstall nilearn"
-        )
-    return paths
 
 
 def _block_mean(array: np.ndarray, factor: int) -> np.ndarray:

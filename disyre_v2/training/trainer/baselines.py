@@ -16,7 +16,8 @@ from disyre_v2.training.baselines.clean_target import CleanTargetTransform
 from disyre_v2.training.baselines.coarse_noise import CoarseNoiseTransform
 from disyre_v2.training.baselines.interpolation_label import InterpolationLabelTransform
 from disyre_v2.training.network.vae import kl_divergence, vae_widths
-from disyre_v2.training.trainer.base import DisyreTrainer, region_mean
+from disyre_v2.training.trainer.base import DisyreTrainer
+from disyre_v2.training.trainer.steps import region_mean
 
 
 class DaeTrainer(DisyreTrainer):

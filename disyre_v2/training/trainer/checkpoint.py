@@ -2,17 +2,33 @@
 them and nothing pickled is ever executed; written to a temporary name, then renamed."""
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 
 import torch
 
+from disyre_v2.errors import UserError
 from disyre_v2.imageio.atomic import atomic_path
 
 CHECKPOINT_FORMAT_VERSION = 1
 
 
-class IncompatibleCheckpointError(ValueError):
-    """A checkpoint from another trainer, plans, configuration or format version."""
+class IncompatibleCheckpointError(UserError):
+    """A checkpoint from another trainer, plans, configuration or format version, or no checkpoint."""
+
+
+UNSAFE_FIX = ("re-train the run (disyre_v2_train, or --c from a good checkpoint_latest.pth) or re-export the "
+              "checkpoint with this version of disyre_v2")
+
+
+def _torch_reason(error: Exception) -> str:
+    """torch's own words for a failed read, whole; none where they advise loading the file unsafely."""
+    lines = str(error).strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if not first or "weights_only" in str(error) or len(first) > 160:
+        return type(error).__name__ if first else f"{type(error).__name__}: no data"
+    return f"{type(error).__name__}: {first}"
 
 
 def save_checkpoint(state: dict, path: Path | str) -> Path:
@@ -27,11 +43,21 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; train first (disyre_v2_train) or check -f/--seed/-tr.")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # unpickling errors come in many types
+        # torch warns about old pickle protocols before it fails; the error below says all that matters.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # Objects other than tensors and plain containers (pickled code, a class of another program), or
+        # bytes that are no pickle: torch's message would advise an unsafe load, so it is not repeated.
         raise IncompatibleCheckpointError(
-            f"{path} cannot be read as a disyre_v2 checkpoint ({type(error).__name__}: {str(error)[:200]}). "
-            f"It may be truncated or written by another program; retrain or restore the file."
+            "the file cannot be read as a disyre_v2 checkpoint: it is not one, or is from an incompatible "
+            "version, and cannot be loaded safely (nothing in it was run)", path, UNSAFE_FIX
+        ) from None
+    except Exception as error:  # empty or truncated files: EOFError, RuntimeError from the zip reader, ...
+        raise IncompatibleCheckpointError(
+            f"the file cannot be read as a disyre_v2 checkpoint ({_torch_reason(error)}): it is empty, truncated "
+            f"or written by another program", path, f"{UNSAFE_FIX}, or restore the file"
         ) from None
     if not isinstance(state, dict) or state.get("format_version") != CHECKPOINT_FORMAT_VERSION:
         found = state.get("format_version") if isinstance(state, dict) else type(state).__name__

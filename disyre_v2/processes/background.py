@@ -1,4 +1,4 @@
-"""Background processes for the CPU work of prediction (reading, preprocessing, export).
+"""Background processes for CPU work: preparing cases, and prediction's reading, preprocessing and export.
 
 ``background_pool(0)`` runs every submitted call at once in this process, so the caller's code is
 the same with and without workers. Workers are started with "spawn": they never inherit the
@@ -12,7 +12,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from disyre_v2.training.worker_lifetime import die_with_parent
+from disyre_v2.processes.worker_lifetime import die_with_parent
 
 
 class InlineExecutor(Executor):

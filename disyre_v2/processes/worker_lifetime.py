@@ -1,4 +1,4 @@
-"""Augmentation worker processes die with the process that started them, whatever kills it.
+"""Worker processes (augmentation, background pools) die with the process that started them, whatever kills it.
 
 batchgenerators' workers are daemon processes: a normal exit of the trainer ends them, but kill -9 (or
 an out-of-memory kill) re-parents them, and each keeps its memory (hundreds of MB) while it waits on a

@@ -1,5 +1,6 @@
 """The names of disyre_v2_predict's anomaly scores and what each needs, without importing torch
-(the CLI's -h stays fast). The score functions are in scores.py and model_free.py."""
+(the CLI's -h stays fast). A trainer records the scores that fit its models in every checkpoint;
+the score functions are in inference/scores.py and inference/model_free.py."""
 from __future__ import annotations
 
 # Scores of models trained with the level input t (DISYRE v2, DISYRE v1's multi-step restoration).
