@@ -50,7 +50,7 @@ BASE_CONFIGURATION = "2d_small"
 KINDS = ("brats", "atlas", "subtle")
 AUGMENTATION_PROBABILITIES = ("mirror_probability", "rotation_probability", "scale_probability", "elastic_probability",
                               "brightness_probability", "gamma_probability", "noise_probability", "blur_probability")
-# The paper's configuration: METHOD.md's augmentation list and the raw (unfiltered) ensemble map.
+# The paper's configuration: method_numbers.md's augmentation list and the raw (unfiltered) ensemble map.
 PAPER = {**{f"augmentation.{key}": value for key, value in AUGMENTATION.items()}, "inference.median_filter_size": 0}
 
 
@@ -81,7 +81,7 @@ class Variant:
 
 VARIANTS: dict[str, Variant] = {
     "planned": Variant("the configuration as the planner writes it now (the default)", {}),
-    "paper": Variant("the paper's augmentation list, raw ensemble map (METHOD.md)", PAPER),
+    "paper": Variant("the paper's augmentation list, raw ensemble map (documentation/explanation/method_numbers.md)", PAPER),
     "no_augmentation": Variant("no augmentation at all", {**_augmentation_only(), "augmentation.mirror_probability": 0.0}),
     "mirror_only": Variant("mirroring only", _augmentation_only()),
     "mirror_spatial": Variant("mirroring + rotation, scaling, elastic (p 0.1 each)",
@@ -100,7 +100,7 @@ VARIANTS: dict[str, Variant] = {
                               _paper(anomaly_synthesis__restrict_to_brain=False)),
     "paper_no_foreground_weighting": Variant("the paper's model, windows blended without the brain-fraction weight f",
                                              _paper(inference__foreground_weighting=False), model_of="paper"),
-    "lr2e-4": _learning_rate("2e-4", "METHOD.md §6; the 2d_small default before this study"),
+    "lr2e-4": _learning_rate("2e-4", "method_numbers.md, Training; the 2d_small default before this study"),
     "lr5e-4": _learning_rate("5e-4", "half the 2d_small default"),
     "lr2e-3": _learning_rate("2e-3", "twice the 2d_small default"),
     "small_shapes": Variant("anomaly shapes from 2 px (4 mm at 2 mm) instead of 5 px",

@@ -5,7 +5,7 @@ Usage:
     python benchmarks/network_throughput.py --device cpu --steps 3 --configs 2d_small
 
 On CUDA each configuration is measured eager and with torch.compile, each in fp32 and in bf16
-autocast (the trainer's setting, METHOD.md §6). FLOPs per forward pass are counted once on the meta
+autocast (the trainer's setting, method_numbers.md ("Training")). FLOPs per forward pass are counted once on the meta
 device with torch.utils.flop_counter, so achieved TFLOP/s can be read off (a backward pass costs about
 twice a forward pass).
 """

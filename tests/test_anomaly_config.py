@@ -1,4 +1,4 @@
-"""The synthesis parameters come from plans.json (METHOD.md §4, PLANS_SCHEMA anomaly_synthesis)."""
+"""The synthesis parameters come from plans.json (method_numbers.md ("Anomaly synthesis"), PLANS_SCHEMA anomaly_synthesis)."""
 import pytest
 
 from disyre_v2.training.anomalies import MODES, AnomalySynthesisConfig, AnomalySynthesisConfigError

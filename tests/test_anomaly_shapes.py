@@ -1,4 +1,4 @@
-"""Shapes on the C×C canvas (METHOD.md §4): sizes, kinds, blur, the seeded blob library, placement."""
+"""Shapes on the C×C canvas (method_numbers.md ("Anomaly synthesis")): sizes, kinds, blur, the seeded blob library, placement."""
 import pickle
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""DAG and its variants on batches (METHOD.md §4): modes, t = B⁻¹(max α), background, channels."""
+"""DAG and its variants on batches (method_numbers.md ("Anomaly synthesis")): modes, t = B⁻¹(max α), background, channels."""
 import numpy as np
 import pytest
 from scipy import ndimage

@@ -1,4 +1,4 @@
-"""Inference precision (issue 26): bf16 autocast on any device, fp32 by default, recorded per map;
+"""Inference precision (issue 26): bf16 autocast on any device (default on CUDA, fp32 on CPU), recorded per map;
 and the CLI's warnings and help around it."""
 import json
 import logging
@@ -32,7 +32,8 @@ def test_bf16_maps_differ_from_fp32_but_closely():
     data, mask = _volume()
     network = tiny_network()
     maps = {p: _predictor(network, precision=p).predict_preprocessed(data, mask)[0] for p in ("fp32", "bf16")}
-    assert _predictor(network).precision == "fp32"  # the default on every device
+    assert _predictor(network).precision == "fp32"  # the default on a CPU
+    assert _predictor(network, device="cuda").describe()["precision"] == "bf16"  # and on CUDA (nothing runs here)
     np.testing.assert_array_equal(maps["fp32"], _predictor(network).predict_preprocessed(data, mask)[0])
     difference = np.abs(maps["bf16"] - maps["fp32"])
     assert difference.max() > 0  # autocast really ran in bf16 on the CPU

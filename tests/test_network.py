@@ -1,4 +1,4 @@
-"""DisyreUNet (METHOD.md §5): layout, parameter counts, shapes, conditioning, gradients, learning."""
+"""DisyreUNet (method_numbers.md ("Network")): layout, parameter counts, shapes, conditioning, gradients, learning."""
 from __future__ import annotations
 
 import math
@@ -97,13 +97,13 @@ def paper_model() -> DisyreUNet:
 # --- parameter counts --------------------------------------------------------------------------
 def test_paper_configuration_has_26_3_million_parameters(paper_model):
     count = n_params(paper_model)
-    assert abs(count - 26.3e6) <= 0.5e6  # METHOD.md §5
+    assert abs(count - 26.3e6) <= 0.5e6  # method_numbers.md ("Network")
     assert count == expected_count(**PAPER_KWARGS) == 26_296_929
 
 
 def test_small_configuration_parameter_count():
     model = DisyreUNet(**SMALL_KWARGS)
-    # METHOD.md: about 1-2 M. One block per level each way at widths (16, 32, 64, 128); the paper's
+    # documentation/explanation/method_numbers.md: about 1-2 M. One block per level each way at widths (16, 32, 64, 128); the paper's
     # 2-down/3-up layout at these widths would have 3.99 M.
     assert n_params(model) == expected_count(**SMALL_KWARGS) == 2_142_833
     assert n_params(DisyreUNet(**dict(SMALL_KWARGS, num_res_blocks_down=2, num_res_blocks_up=3))) == 3_986_401

@@ -1,4 +1,4 @@
-"""Planner and plans access: METHOD.md numbers, spacing and patch rules, scaling, clear errors."""
+"""Planner and plans access: documentation/explanation/method_numbers.md numbers, spacing and patch rules, scaling, clear errors."""
 import json
 
 import numpy as np
@@ -14,7 +14,7 @@ from disyre_v2.planning.plans import (
     save_plans,
 )
 
-# METHOD.md §4, as printed there (not the constant the plans are built from): mirror each in-plane axis
+# method_numbers.md ("Anomaly synthesis"), as printed there (not the constant the plans are built from): mirror each in-plane axis
 # p 0.5; rotation ±15° p 0.1; scale 0.75–1.25 p 0.1; elastic p 0.1; brightness ×0.9–1.1 p 0.15; gamma
 # 0.5–2 p 0.15; Gaussian noise σ ~ U(0, 0.05) p 0.15; Gaussian blur σ ~ U(0.5, 1.5) p 0.15.
 METHOD_AUGMENTATION = {

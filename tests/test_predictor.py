@@ -81,7 +81,7 @@ def test_constant_network_on_constant_image(tmp_path):
 
 
 def test_windows_with_little_brain_count_less(tmp_path):
-    # METHOD.md §7: Σ w·f·AS / Σ w. Near the brain's edge windows hold background, so f < 1 and a
+    # method_numbers.md ("Inference and the anomaly score"): Σ w·f·AS / Σ w. Near the brain's edge windows hold background, so f < 1 and a
     # constant residual is damped there, while it is exact where every window is full of brain.
     paths, brain = write_case(tmp_path, "a", value=80.0)
     anomaly_map, _, _ = predictor(Constant(0.25)).predict_case(paths)

@@ -1,4 +1,4 @@
-"""Normalisation (METHOD.md §2) and cropping to the brain, on tiny arrays with exact values."""
+"""Normalisation (method_numbers.md ("Intensities")) and cropping to the brain, on tiny arrays with exact values."""
 import numpy as np
 import pytest
 import SimpleITK as sitk

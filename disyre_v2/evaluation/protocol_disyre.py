@@ -1,4 +1,4 @@
-"""The DISYRE papers' voxel protocol (METHOD.md §8), for comparison with their published numbers.
+"""The DISYRE papers' voxel protocol (method_numbers.md ("Evaluation")), for comparison with their published numbers.
 
 Per volume, 10 000 voxels are drawn uniformly, with replacement, from the brain's bounding box
 (background voxels of the box included, as the reference drew from its brain-cropped volumes). The

@@ -3,7 +3,7 @@
 - ``exact`` (default): every brain voxel of every case on the raw grid; AP step-wise as in
   scikit-learn, [Dice] = max of 2PR/(P+R) over every distinct score (histogram bins of 2^-13 relative
   width), score >= threshold anomalous.
-- ``disyre``: the published DISYRE evaluation (METHOD.md §8), see :mod:`protocol_disyre`.
+- ``disyre``: the published DISYRE evaluation (method_numbers.md ("Evaluation")), see :mod:`protocol_disyre`.
 - ``upd``: the UPD benchmark's evaluation (Lagogiannis et al. 2024), see :mod:`protocol_upd`.
 
 Every protocol object has ``add(case_id, score_map, label, brain)`` and ``result() -> dict``.

@@ -1,4 +1,4 @@
-"""Anomaly scores of a window batch (METHOD.md §7): ensemble, single-step, multi-step, unconditional;
+"""Anomaly scores of a window batch (method_numbers.md ("Inference and the anomaly score")): ensemble, single-step, multi-step, unconditional;
 residual and segmentation for the comparison methods.
 
 Each returns a score function for :func:`sliding_window_scores`: windows (B, C, P, P) →

@@ -1,4 +1,4 @@
-"""Gaussian-weighted sliding windows over batches of 2D slices (METHOD.md §7), knowing nothing of
+"""Gaussian-weighted sliding windows over batches of 2D slices (method_numbers.md ("Inference and the anomaly score")), knowing nothing of
 files or plans: the score function is passed in.
 
 For every window the score map AS is weighted by a Gaussian importance map w (σ = P/8, peak 1,

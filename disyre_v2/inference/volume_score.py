@@ -1,4 +1,4 @@
-"""The volume-level anomaly score (METHOD.md §8): mean of the top 1 % of a map's brain voxels.
+"""The volume-level anomaly score (method_numbers.md ("Evaluation")): mean of the top 1 % of a map's brain voxels.
 
 Defined once, here where volume_scores.csv is written; evaluation uses the same functions when it
 has to compute the score itself.

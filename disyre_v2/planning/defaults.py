@@ -1,6 +1,6 @@
 """Every number of the method that planning writes into plans.json, in one place.
 
-The values are those of METHOD.md §2–§7 (the paper, or the authors' reference implementation where
+The values are those of documentation/explanation/method_numbers.md, intensities to inference (the paper, or the authors' reference implementation where
 the paper leaves them open). Code reads them from here or, downstream of planning, from plans.json:
 never as literals of its own.
 """
@@ -21,19 +21,19 @@ FINGERPRINT_SEED = 1234
 # intensity statistics and the k-Means fit: bounded cost however large the dataset.
 INTENSITY_SAMPLE_BUDGET = 1_000_000
 INTENSITY_PERCENTILES = (0.5, 2.0, 50.0, 98.0, 99.5)
-NUM_TISSUE_CLUSTERS = 5  # METHOD.md §4, intensity bias: K = 5 k-Means centroids per modality
+NUM_TISSUE_CLUSTERS = 5  # method_numbers.md ("Anomaly synthesis"), intensity bias: K = 5 k-Means centroids per modality
 KMEANS_N_INIT = 10
 
 # Smallest patch side: the anomaly canvas C = P/2 must hold at least 4 px for the synthesis.
 MIN_PATCH_SIDE = 8
 
-# --- normalisation (METHOD.md §2) -----------------------------------------------------------------
+# --- normalisation (method_numbers.md ("Intensities")) -----------------------------------------------------------------
 NORMALIZATION = {"percentile": 98.0, "domain": "brain", "clip": [0.0, 1.0]}
 
-# --- severity schedule (METHOD.md §3) -----------------------------------------------------------
+# --- severity schedule (method_numbers.md ("Severity schedule")) -----------------------------------------------------------
 SCHEDULE = {"num_levels": 100, "beta_start": 0.001, "beta_end": 0.2}
 
-# --- anomaly synthesis (METHOD.md §4), sizes for a 128 px patch; they scale with P/128 --------------
+# --- anomaly synthesis (method_numbers.md ("Anomaly synthesis")), sizes for a 128 px patch; they scale with P/128 --------------
 REFERENCE_PATCH = 128
 ANOMALY_MODE = "dag"
 ANOMALY_MODES = ("dag", "fpi", "texture_only", "bias_only", "dag_no_tissue", "none")
@@ -59,7 +59,7 @@ RESTRICT_ANOMALY_TO_BRAIN = True  # the shape mask is zeroed outside the brain
 # is trained on, as the predictor scores every one, without 1-pixel "anomalies" at high t.
 MIN_BRAIN_FRACTION_OF_CANVAS = 0.25
 
-# --- augmentation before corruption (METHOD.md §4) -----------------------------------------------
+# --- augmentation before corruption (method_numbers.md ("Anomaly synthesis")) -----------------------------------------------
 AUGMENTATION = {
     "mirror_probability": 0.5,
     "rotation_probability": 0.1, "rotation_deg": 15.0,
@@ -75,7 +75,7 @@ AUGMENTATION = {
 # ablation.md); the paper trained 26 M parameters for ~100,000 steps, where augmentation pays.
 NO_AUGMENTATION = {key: (0.0 if key.endswith("_probability") else value) for key, value in AUGMENTATION.items()}
 
-# --- inference (METHOD.md §7) ----------------------------------------------------------------------
+# --- inference (method_numbers.md ("Inference and the anomaly score")) ----------------------------------------------------------------------
 INFERENCE = {
     "ensemble_levels": [0, 25, 50, 75],
     "tile_step": 0.25,  # window step as a fraction of P (75 % overlap)
@@ -116,7 +116,7 @@ class ConfigurationDefaults:
 _TRAINING_COMMON = {"betas": [0.95, 0.999], "weight_decay": 1e-6, "grad_clip": 1.0, "ema_decay": None}
 
 CONFIGURATIONS: dict[str, ConfigurationDefaults] = {
-    # The paper's configuration (METHOD.md §5, §6): ~26.3 M parameters at P = 128.
+    # The paper's configuration (method_numbers.md ("Network"), §6): ~26.3 M parameters at P = 128.
     "2d": ConfigurationDefaults(
         patch=128,
         min_spacing_mm=None,
@@ -139,14 +139,14 @@ CONFIGURATIONS: dict[str, ConfigurationDefaults] = {
         norm_groups=8,
         n_volumes=4,
         n_slices=8,
-        # One residual block per level each way: 2.14 M parameters (METHOD.md §5: about 1-2 M) and
+        # One residual block per level each way: 2.14 M parameters (method_numbers.md ("Network"): about 1-2 M) and
         # half the step time of the paper's 2-down/3-up layout at these widths (3.99 M).
         num_res_blocks_down=1,
         num_res_blocks_up=1,
-        # lr 1e-3, not METHOD.md §6's 2e-4: at 2,000 steps it raised AP on the synthetic benchmark
+        # lr 1e-3, not method_numbers.md ("Training")'s 2e-4: at 2,000 steps it raised AP on the synthetic benchmark
         # (measured: documentation/explanation/ablation.md).
         training={"lr": 1e-3, "warmup_steps": 200, "num_steps": 3000, **_TRAINING_COMMON},
         median_filter_size=3,  # 6 mm at 2 mm (measured: documentation/explanation/ablation.md)
-        augmentation=dict(NO_AUGMENTATION),  # a deviation from METHOD.md §4, measured (ablation.md)
+        augmentation=dict(NO_AUGMENTATION),  # a deviation from method_numbers.md ("Anomaly synthesis"), measured (ablation.md)
     ),
 }

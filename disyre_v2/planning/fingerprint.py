@@ -1,7 +1,7 @@
 """The dataset fingerprint: what planning needs to know about the healthy training cases.
 
 Per case: spacing, shape, brain bounding-box shape, brain volume, normalisation scale. Per channel:
-intensity statistics of brain voxels and the k-Means tissue clusters (METHOD.md §4), both from a
+intensity statistics of brain voxels and the k-Means tissue clusters (method_numbers.md ("Anomaly synthesis")), both from a
 seeded, fixed-budget sample of brain voxels. Case i draws its sample from a generator seeded with
 (seed, i), so the result does not depend on the number of worker processes.
 """

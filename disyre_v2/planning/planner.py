@@ -1,6 +1,6 @@
 """Turn a dataset fingerprint into plans.json: one entry per configuration (`2d`, `2d_small`).
 
-Each configuration starts from its defaults (planning/defaults.py, the numbers of METHOD.md) and is
+Each configuration starts from its defaults (planning/defaults.py, the numbers of documentation/explanation/method_numbers.md) and is
 fitted to the data: target spacing, a patch no larger than the median slice (rounded down to a
 multiple of 2^depth), synthesis sizes scaled with P/128, and the fitted tissue centroids.
 """
@@ -32,7 +32,7 @@ def _round_half_up(value: float) -> int:
 
 
 def scaled_anomaly_synthesis(patch: int) -> dict:
-    """METHOD.md §4 parameters for patch side P: canvas P/2, pixel sizes scaled by P/128."""
+    """method_numbers.md ("Anomaly synthesis") parameters for patch side P: canvas P/2, pixel sizes scaled by P/128."""
     scale = patch / D.REFERENCE_PATCH
     canvas = max(1, int(patch * D.CANVAS_FRACTION))
     size_lo = max(1, _round_half_up(D.SHAPE_SIZE_RANGE_AT_128[0] * scale))

@@ -1,4 +1,4 @@
-"""Tissue clusters for the intensity-bias anomaly (paper eq. 2, METHOD.md §4).
+"""Tissue clusters for the intensity-bias anomaly (paper eq. 2, method_numbers.md ("Anomaly synthesis")).
 
 K = 5 k-Means centroids per channel, fitted on normalised brain intensities pooled over the
 training cases (the reference implementation ships hard-coded centroids; they are fitted here).

@@ -1,4 +1,4 @@
-"""Intensity normalisation of METHOD.md §2.
+"""Intensity normalisation of method_numbers.md ("Intensities").
 
 Per volume and channel: x' = clip(max(x, 0) / p, lo, hi), with p the ``percentile`` (98) of the
 (clipped) intensities over the ``domain`` ("brain": brain-mask voxels; "all": every voxel of the

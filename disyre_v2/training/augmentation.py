@@ -1,4 +1,4 @@
-"""Augmentation before anomaly synthesis (METHOD.md §4), built from batchgenerators transforms.
+"""Augmentation before anomaly synthesis (method_numbers.md ("Anomaly synthesis")), built from batchgenerators transforms.
 
 Input and target share the augmentation because synthesis comes after it. Background stays exactly
 0: the last transform multiplies by the (augmented) brain mask and clips to [0, 1].
@@ -81,7 +81,7 @@ class MaskAndClipTransform(AbstractTransform):
 
 
 def build_augmentation(params: dict, patch_size: Sequence[int]) -> list[AbstractTransform]:
-    """The transforms of METHOD.md §4 from the plans' ``augmentation`` entry."""
+    """The transforms of method_numbers.md ("Anomaly synthesis") from the plans' ``augmentation`` entry."""
     del patch_size  # the loader already cuts patches of the network's size
     transforms: list[AbstractTransform] = [
         BatchedSpatialTransform(params["rotation_probability"], params["rotation_deg"], params["scale_probability"],

@@ -1,7 +1,7 @@
-"""Training batches of 2D slices from the preprocessed 3D volumes (METHOD.md §6).
+"""Training batches of 2D slices from the preprocessed 3D volumes (method_numbers.md ("Training")).
 
 A batch is ``n_volumes`` random volumes × ``n_slices`` random slices that contain brain: every
-slice the predictor scores (METHOD.md §6: all non-empty axial slices; the synthesis leaves the
+slice the predictor scores (method_numbers.md ("Training"): all non-empty axial slices; the synthesis leaves the
 slices too small for an anomaly clean, see ``min_brain_fraction``). Each slice
 is cropped to its brain bounding box, then randomly cropped to the patch size if larger or centred
 and zero-padded if smaller. Volumes are opened memory-mapped, so a batch reads only its slices.

@@ -1,4 +1,4 @@
-"""The severity schedule of cold diffusion (METHOD.md §3), a small object like a diffusers scheduler.
+"""The severity schedule of cold diffusion (method_numbers.md ("Severity schedule")), a small object like a diffusers scheduler.
 
 Levels t = 0..T-1; t = 0 is healthy and t = T-1 fully corrupted (the paper's convention). With
 β_i linear in [β_start, β_end] and ᾱ_i = Π_{j≤i}(1 − β_j), s_i = sqrt(ᾱ_i) and the severity of

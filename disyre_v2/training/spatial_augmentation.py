@@ -1,4 +1,4 @@
-"""Rotation, scaling and elastic deformation (METHOD.md §4) in one batched interpolation.
+"""Rotation, scaling and elastic deformation (method_numbers.md ("Anomaly synthesis")) in one batched interpolation.
 
 batchgenerators' ``SpatialTransform`` builds a coordinate grid for every sample and interpolates
 each channel with a cubic B-spline (``scipy.ndimage.map_coordinates``), also for the ~73 % of

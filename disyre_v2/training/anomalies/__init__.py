@@ -1,4 +1,4 @@
-"""Synthetic anomalies for training (METHOD.md §4): DAG and its variants, as a batchgenerators transform."""
+"""Synthetic anomalies for training (method_numbers.md ("Anomaly synthesis")): DAG and its variants, as a batchgenerators transform."""
 from disyre_v2.training.anomalies.config import MODES, AnomalySynthesisConfig, AnomalySynthesisConfigError
 from disyre_v2.training.anomalies.synthesis import AnomalySynthesizer, SynthesisResult
 from disyre_v2.training.anomalies.transform import AnomalySynthesisTransform

@@ -1,4 +1,4 @@
-"""A procedurally generated, seeded library of irregular smooth 3D blobs (METHOD.md §4).
+"""A procedurally generated, seeded library of irregular smooth 3D blobs (method_numbers.md ("Anomaly synthesis")).
 
 Each blob is a union of randomly oriented ellipsoids that overlap near the centre of a small cube,
 smoothed and re-thresholded so its surface is smooth, then cropped to its bounding box. Slices of

@@ -1,4 +1,4 @@
-"""Parameters of the anomaly synthesis, read from plans.json (METHOD.md §4).
+"""Parameters of the anomaly synthesis, read from plans.json (method_numbers.md ("Anomaly synthesis")).
 
 Every number of the synthesis comes from the configuration's ``anomaly_synthesis`` dict and its
 ``tissue_centroids``; nothing is hard-coded in the drawing code. Sizes in the plans are already
@@ -29,7 +29,7 @@ class ModeSpec:
     tissue: bool  # restrict the bias to one tissue cluster (else the whole mask)
 
 
-# The variants of METHOD.md §4, selectable by name.
+# The variants of method_numbers.md ("Anomaly synthesis"), selectable by name.
 MODES: dict[str, ModeSpec] = {
     "dag": ModeSpec(texture=True, rescale=True, bias=True, tissue=True),
     "fpi": ModeSpec(texture=True, rescale=False, bias=False, tissue=False),
@@ -79,7 +79,7 @@ class AnomalySynthesisConfig:
     # Share of samples that receive their anomaly; the others stay clean with the level t they drew
     # (optional in plans.json: absent means 1.0, every sample corrupted).
     anomaly_probability: float = 1.0
-    # True: the shape mask is zeroed outside the brain (METHOD.md §4); False: an anomaly near the
+    # True: the shape mask is zeroed outside the brain (method_numbers.md ("Anomaly synthesis")); False: an anomaly near the
     # edge reaches across the brain boundary into the background of the corrupted input.
     restrict_to_brain: bool = True
     # With this probability a rectangle is rotated by an angle drawn uniformly in [0, 180) degrees.

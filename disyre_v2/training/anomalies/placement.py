@@ -1,6 +1,6 @@
 """Where the anomaly canvas (and a foreign-patch crop) sits in the P×P patch.
 
-METHOD.md §4: the centre is drawn uniformly among foreground pixels at least C/2 from the patch
+method_numbers.md ("Anomaly synthesis"): the centre is drawn uniformly among foreground pixels at least C/2 from the patch
 border, or among all such pixels if none is foreground, so the C×C canvas always lies inside the
 patch.
 """

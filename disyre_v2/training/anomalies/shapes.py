@@ -1,6 +1,6 @@
 """Anomaly shapes on the C×C canvas: rectangle, disc, irregular blob slice; optional soft blur.
 
-METHOD.md §4: one of three shapes (plans' ``shape_probabilities``), sides / diameter uniform
+method_numbers.md ("Anomaly synthesis"): one of three shapes (plans' ``shape_probabilities``), sides / diameter uniform
 integers in ``shape_size_range``, rectangles rotated by a uniform angle with
 ``rectangle_rotation_probability``; the irregular shape is a slice of a library blob whose largest
 extent is drawn in ``irregular_extent_range``, rotated by ±``irregular_rotation_deg`` and zoomed by

@@ -1,4 +1,4 @@
-"""Disentangled Anomaly Generation and its variants on a batch of 2D patches (METHOD.md §4).
+"""Disentangled Anomaly Generation and its variants on a batch of 2D patches (method_numbers.md ("Anomaly synthesis")).
 
 Per sample: a canvas centre among brain pixels, one shape mask m (soft, zero on background) shared by
 all channels, texture with a foreign patch (eq. 1) at one location for all channels, then per

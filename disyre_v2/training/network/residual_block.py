@@ -37,7 +37,7 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor, time: torch.Tensor | None) -> torch.Tensor:
         h = self.conv1(self.act(self.norm1(x)))
         if self.time_proj is not None:
-            # One bias per channel from the level embedding (METHOD.md §5: added in every block).
+            # One bias per channel from the level embedding (method_numbers.md ("Network"): added in every block).
             h = h + self.time_proj(self.act(time))[:, :, None, None]
         h = self.conv2(self.act(self.norm2(h)))
         return self.shortcut(x) + h

@@ -1,4 +1,4 @@
-"""Embedding of the integer severity level t (METHOD.md §5).
+"""Embedding of the integer severity level t (method_numbers.md ("Network")).
 
 The level is turned into a fixed sinusoidal vector (as in Transformer position encodings) and then
 into a learned vector by a two-layer MLP; every residual block adds its own projection of it.

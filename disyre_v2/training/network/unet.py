@@ -1,6 +1,6 @@
 """DisyreUNet: the 2D U-Net P(x, t) of cold diffusion, predicting the healthy image x0 directly.
 
-Layout (METHOD.md §5), with L = len(widths) levels:
+Layout (method_numbers.md ("Network")), with L = len(widths) levels:
 - conv_in 3x3 to widths[0];
 - encoder level l: `num_res_blocks_down` residual blocks (each followed by self-attention when
   l is in `attention_levels`), then a stride-2 convolution except at the lowest level;
@@ -149,7 +149,7 @@ class DisyreUNet(nn.Module):
     def _time_features(self, t: torch.Tensor | int | None, batch: int,
                        device: torch.device) -> torch.Tensor | None:
         if not self.conditional:
-            return None  # the unconditional model ignores t (METHOD.md §5)
+            return None  # the unconditional model ignores t (method_numbers.md ("Network"))
         if t is None:
             raise ValueError("this DisyreUNet is conditional: forward(x, t) needs the levels t")
         t = torch.as_tensor(t, device=device)

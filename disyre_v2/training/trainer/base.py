@@ -1,4 +1,4 @@
-"""The DISYRE v2 trainer (METHOD.md §6): a 2D U-Net P(x_sc, t) learns to restore x0 from slices
+"""The DISYRE v2 trainer (method_numbers.md ("Training")): a 2D U-Net P(x_sc, t) learns to restore x0 from slices
 corrupted by synthetic anomalies of severity t; loss MSE(P(x_sc, t), x0) over the whole patch.
 
 Small hook methods (initialize, build_data_pipeline, train_step, validation_step, save/load

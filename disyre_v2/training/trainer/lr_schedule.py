@@ -1,4 +1,4 @@
-"""Learning-rate schedule: linear warm-up, then cosine decay to 0 (METHOD.md §6)."""
+"""Learning-rate schedule: linear warm-up, then cosine decay to 0 (method_numbers.md ("Training"))."""
 from __future__ import annotations
 
 import math

@@ -6,7 +6,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-# Where the restoration loss is averaged: the whole patch (METHOD.md §5) or the brain pixels only.
+# Where the restoration loss is averaged: the whole patch (method_numbers.md ("Network")) or the brain pixels only.
 LOSS_REGIONS = ("patch", "brain")
 
 
