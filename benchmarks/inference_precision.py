@@ -77,7 +77,7 @@ def _first_cases(raw: Path, subset: Path, count: int) -> Path:
 
 def _trained_steps(run_folder: Path, planned: int) -> int | str:
     """The steps the checkpoint was trained for (a --time_budget run may stop before ``planned``)."""
-    checkpoint = torch.load(run_folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(run_folder / "checkpoint_final.pth", map_location="cpu", weights_only=True)
     for key in ("step", "num_steps", "current_step"):
         if isinstance(checkpoint.get(key), int):
             return checkpoint[key]

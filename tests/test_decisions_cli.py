@@ -188,3 +188,21 @@ def test_uncertainty_map_and_sharded_evaluation(env):
     for key in ("pooled", "volume_level", "slice_level", "per_case", "operating_point", "mean_per_case"):
         assert merged[key] == whole[key], key
     assert evaluate_cli.main(["-pred", *map(str, parts), "-ref", labels]) == 2  # several folders need -o
+
+
+def test_a_killed_calibration_leaves_no_file(env, monkeypatch):
+    root, name, tmp_path = env
+    from disyre_v2.inference.predictor import DisyrePredictor
+
+    folder = model_folder(root, name) / "calibrations"
+    before = sorted(folder.glob("*")) if folder.is_dir() else []
+    calls = []
+
+    def killed(self, *args, **kwargs):
+        calls.append(1)
+        raise KeyboardInterrupt("killed while scoring")
+
+    monkeypatch.setattr(DisyrePredictor, "predict_case", killed)
+    with pytest.raises(KeyboardInterrupt):
+        calibrate_cli.main(["-d", "1", "-c", "2d_small", "--no_progress", "-f", "0", "1", "--median_filter", "5"])
+    assert calls and (sorted(folder.glob("*")) if folder.is_dir() else []) == before

@@ -207,6 +207,19 @@ def test_predict_native_space_writes_maps_on_the_original_scans(tmp_path):
     brain = score > 0
     assert brain.sum() > 0.8 * np.count_nonzero(sitk.GetArrayFromImage(warped_head(truth)[1]))
     assert np.corrcoef(score[brain], np.asarray(original.dataobj)[brain])[0, 1] > 0.9
+    # --binary: the mask comes back on the native scan too, where it matches the native map thresholded.
+    from disyre_v2.inference.decisions import BinaryDecision
+
+    template_map = sitk.GetArrayFromImage(sitk.ReadImage(str(maps / "p2.nii.gz")))
+    threshold = float(np.median(template_map[template_map > 0]))
+    decision = BinaryDecision(threshold, 1e-3, 0.05, 0.0, (0.1, 0.2), "test")
+    predict_folder(predictor(Constant(0.0), score="singlestep", levels=[0]), prepared / "imagesTs", tmp_path / "bin",
+                   native_space=prepared, decision=decision)
+    native_mask = nibabel.load(str(tmp_path / "bin" / "native" / "p2_mask.nii.gz"))
+    assert native_mask.shape == original.shape and np.allclose(native_mask.affine, original.affine, atol=1e-4)
+    positive, expected = np.asarray(native_mask.dataobj) > 0, score > threshold
+    assert set(np.unique(np.asarray(native_mask.dataobj))) <= {0, 1} and positive.sum() > 0
+    assert 2 * (positive & expected).sum() / (positive.sum() + expected.sum()) > 0.9
     # A case without a preparation record is refused before anything is scored.
     (prepared / "preparation" / "p2.json").unlink()
     with pytest.raises(ValueError, match="p2 has no preparation record"):
