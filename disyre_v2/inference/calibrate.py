@@ -26,7 +26,7 @@ from disyre_v2.inference.calibration import (
     calibration_path,
     calibration_warnings,
 )
-from disyre_v2.inference.model_loading import available_runs
+from disyre_v2.inference.model_loading import available_runs, model_name
 from disyre_v2.inference.predict_folder import default_masks_folder, find_input_cases
 from disyre_v2.inference.predictor import DisyrePredictor
 from disyre_v2.inference.volume_score import volume_score
@@ -50,7 +50,8 @@ def prediction_settings(predictor: DisyrePredictor, model_folder: Path | str, ch
     that changes a map. ``runs`` defaults to the predictor's own models."""
     described = predictor.describe()
     names = sorted(runs) if runs is not None else sorted(Path(m).name for m in described["models"])
-    settings = {"model": Path(model_folder).name, "configuration": predictor.configuration_name,
+    # The model's own name (an exported model unzipped under another folder name keeps its calibrations).
+    settings = {"model": model_name(model_folder), "configuration": predictor.configuration_name,
                 "checkpoint": checkpoint, "runs": names, "score": described["score"], "levels": described["levels"],
                 "tile_step": predictor.tile_step, "median_filter_size": described["median_filter_size"],
                 "precision": described["precision"]}

@@ -65,6 +65,20 @@ def available_runs(model_folder: Path) -> list[tuple[str, int]]:
     return runs
 
 
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*__[A-Za-z0-9][A-Za-z0-9_\-]*__[A-Za-z0-9][A-Za-z0-9_\-]*$")
+
+
+def model_name(model_folder: Path | str) -> str:
+    """The model's name, ``<Trainer>__<plans>__<configuration>``: the one its manifest.json records where
+    the folder is an exported model (unzipped under any name; disyre_v2.model_sharing), else the folder's."""
+    folder = Path(model_folder)
+    try:
+        name = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("model_folder")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    return name if isinstance(name, str) and MODEL_NAME.match(name) else folder.name
+
+
 def _finished(model_folder: Path, runs: list[tuple[str, int]], checkpoint: str, asked: bool) -> list[tuple[str, int]]:
     """The runs that have the checkpoint. A run without it (unfinished, or one that failed) is skipped
     with a warning by default, and is an error when it was asked for by fold or seed."""

@@ -17,6 +17,7 @@ import torch
 from disyre_v2.imageio.geometry import Geometry
 from disyre_v2.inference.compilation import CompiledNetwork
 from disyre_v2.inference.model_loading import LoadedModel, load_models
+from disyre_v2.inference.onnx_backend import check_backend, onnxruntime_models
 from disyre_v2.inference.scores import (
     SCORE_NAMES,
     ensemble_score,
@@ -42,7 +43,7 @@ class DisyrePredictor:
     def __init__(self, plans: dict, configuration: str, models: Sequence[LoadedModel], *, score: str | None = None,
                  levels: Sequence[int] | None = None, tile_step: float | None = None, batch_windows: int | None = None,
                  multistep_step: int = 25, device: torch.device | str = "cpu", compile: bool | None = None,
-                 precision: str | None = None, median_filter_size: int | None = None):
+                 precision: str | None = None, median_filter_size: int | None = None, backend: str = "torch"):
         if not models:
             raise ValueError("DisyrePredictor needs at least one model.")
         score = score or models[0].scores[0]  # the trainer's own score by default
@@ -78,6 +79,11 @@ class DisyrePredictor:
         # with batches of one fixed shape; eager on CPU, where compilation costs more than it saves.
         self.compile = self.device.type == "cuda" if compile is None else bool(compile)
         self._networks: dict[int, object] = {}
+        # --backend onnxruntime: the same networks exported to ONNX and run by onnxruntime (CPU, fp32).
+        check_backend(backend, self.device, self.precision, self.compile)
+        self.backend = backend
+        if backend == "onnxruntime":
+            self.models = onnxruntime_models(self.models, self.configuration["patch_size"])
         self.batch_windows = int(batch_windows) if batch_windows else self.default_batch_windows()
         self.scheduler = SeverityScheduler.from_dict(self.configuration["schedule"])
         self.patch = tuple(self.configuration["patch_size"])
@@ -104,7 +110,7 @@ class DisyrePredictor:
             multistep_levels(self.scheduler.num_levels, self.multistep_step) if self.score == "multistep" else [])
         return {"score": self.score, "levels": levels, "models": [str(m.run_folder) for m in self.models],
                 "median_filter_size": self.median_filter_size,
-                "precision": self.precision}
+                "precision": self.precision, **({"backend": self.backend} if self.backend != "torch" else {})}
 
     def default_batch_windows(self) -> int:
         """Windows per forward pass. On CPU about 32 samples per pass (windows × levels) is fastest

@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         "chosen false-positive rate on healthy voxels and to flag abnormal volumes. Healthy scans: -i FOLDER, or by "
         "default the validation cases of the trained folds, each scored only by the models of its own fold.",
         epilog="Example: disyre_v2_calibrate -d 1 -c 2d -f 0 1 2 3 4 -device cuda, then disyre_v2_predict -i IN -o OUT "
-        "-d 1 -c 2d -f 0 1 2 3 4 -device cuda --binary",
+        "-d 1 -c 2d -f 0 1 2 3 4 -device cuda --binary | a shared model: disyre_v2_calibrate -m MODEL_FOLDER -i HEALTHY",
     )
     add_model_flags(parser, model_free=False)
     parser.add_argument("-i", "--input", default=None, metavar="HEALTHY_FOLDER",
@@ -41,11 +41,15 @@ def _run(args: argparse.Namespace) -> None:
     from disyre_v2.inference.calibrate import calibrate
     from disyre_v2.inference.calibration import DEFAULT_VOXEL_FPR
     from disyre_v2.paths import preprocessed_folder, raw_folder, resolve_dataset_name
-    from disyre_v2.run.predictor_flags import build_predictor, check_device, model_folder, \
+    from disyre_v2.run.predictor_flags import build_predictor, check_device, choose_model, model_folder, \
         refuse_flags_that_do_nothing
     from disyre_v2.run.train import warn_if_paper_network_on_cpu
 
     check_device(args.device)
+    choose_model(args)  # -m, or -d and -c
+    if args.model is not None and args.input is None:
+        raise UserError("with -m, the healthy scans must be given with -i: the folds' validation cases are in the "
+                        "dataset the model was trained on", fix="give -i HEALTHY_FOLDER, or -d/-c instead of -m")
     if args.input is not None and not Path(args.input).is_dir():
         raise UserError("-i must be a folder of healthy scans CASE_0000.nii.gz, but it is not one", args.input,
                         "give the folder that holds them")
@@ -54,7 +58,7 @@ def _run(args: argparse.Namespace) -> None:
                         fix="leave out --masks, or give -i")
     refuse_flags_that_do_nothing(args, args.score)
     warn_if_paper_network_on_cpu(args.configuration, args.device, "calibration")
-    dataset = resolve_dataset_name(args.dataset)
+    dataset = resolve_dataset_name(args.dataset) if args.model is None else None
     folder = model_folder(args, dataset)
     def make_predictor(folds):
         predictor = build_predictor(args, folder, folds)
@@ -63,7 +67,7 @@ def _run(args: argparse.Namespace) -> None:
 
     path = calibrate(make_predictor, folder, args.checkpoint,
                      folds=args.folds, seeds=args.seeds, healthy_folder=args.input, masks_folder=args.masks,
-                     splits_file=preprocessed_folder() / dataset / "splits_final.json",
+                     splits_file=preprocessed_folder() / dataset / "splits_final.json" if args.input is None else None,
                      raw_dataset=raw_folder() / dataset if args.input is None else None,
                      voxel_fpr=args.voxel_fpr or DEFAULT_VOXEL_FPR, progress=not args.no_progress)
     print(f"Wrote {path}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from disyre_v2.dataset_conversion.synthetic.acquisition import ACQUISITIONS
 from disyre_v2.dataset_conversion.synthetic.builder import DEFAULT_NAME, make_synthetic_dataset
 from disyre_v2.dataset_conversion.synthetic.generator import KINDS
 from disyre_v2.run.common import add_common_flags, float_between, int_at_least, int_between, run_cli
@@ -26,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default=DEFAULT_NAME, help=f"dataset name after the id (default {DEFAULT_NAME})")
     parser.add_argument("--lesion_free_fraction", type=float_between(0.0, 1.0), default=0.2,
                         help="share of test cases without a lesion (empty label; default 0.2)")
+    parser.add_argument("--acquisition", choices=list(ACQUISITIONS), default="default",
+                        help="scanner settings of the site: default (the benchmark's), or scanner_b, a differently "
+                        "acquired site (about twice the blur, 2-3x the noise, a stronger bias field) for domain "
+                        "shift and fine-tuning (default: default)")
     parser.add_argument("--no_montage", action="store_true", help="do not write the PNG montage")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same name")
     add_common_flags(parser)
@@ -37,6 +42,7 @@ def _run(args: argparse.Namespace) -> None:
         args.dataset_id, n_train=args.n_train, n_test=args.n_test, kinds=args.kinds, spacing=args.spacing,
         seed=args.seed, num_processes=args.num_processes, name=args.name,
         lesion_free_fraction=args.lesion_free_fraction, overwrite=args.overwrite, montage=not args.no_montage,
+        acquisition=args.acquisition,
     )
     print(f"Wrote {folder}")
 

@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         "IN/CASE_0000.nii.gz [CASE_0001 ...], averaged over the chosen models (folds x seeds), and "
         "OUT/volume_scores.csv (mean of the top 1% of brain voxels per case).",
         epilog="Example: disyre_v2_predict -i $DISYRE_raw/Dataset002_BraTS2020_T1/imagesTs -o maps/ -d 1 -c 2d "
-        "--seeds 0 1 2 3",
+        "--seeds 0 1 2 3 | a shared model: disyre_v2_predict -i IN -o OUT -m MODEL_FOLDER",
     )
     parser.add_argument("-i", "--input", required=True, help="folder of test cases CASE_0000.nii.gz (one file per channel)")
     parser.add_argument("-o", "--output", required=True, help="folder for the anomaly maps")
@@ -103,9 +103,14 @@ def _run(args: argparse.Namespace) -> None:
     from disyre_v2.errors import UserError
     from disyre_v2.inference.predict_folder import predict_folder
     from disyre_v2.paths import resolve_dataset_name, writable_folder
-    from disyre_v2.run.predictor_flags import build_predictor, check_device, model_folder
+    from disyre_v2.run.predictor_flags import build_predictor, check_device, choose_model, model_folder
 
     check_device(args.device)
+    choose_model(args)  # -m, or -d and -c; before anything is read
+    if args.model is not None and args.score in MODEL_FREE_SCORES:
+        raise UserError(f"--score {args.score} uses no model but the dataset's plans and training cases; -m names "
+                        f"a model", fix=f"give -d DATASET -c CONFIGURATION with --score {args.score}, or leave out "
+                        "--score")
     if args.part_id >= args.num_parts:
         raise UserError(f"--part_id {args.part_id} is not one of the {args.num_parts} part(s)",
                         fix=f"give --part_id in 0..{args.num_parts - 1}")
@@ -121,7 +126,7 @@ def _run(args: argparse.Namespace) -> None:
         from disyre_v2.run.train import warn_if_paper_network_on_cpu
 
         warn_if_paper_network_on_cpu(args.configuration, args.device, "prediction")
-    dataset = resolve_dataset_name(args.dataset)
+    dataset = resolve_dataset_name(args.dataset) if args.model is None else None  # -m reads no DISYRE_* variable
     decision = None
     if args.score in MODEL_FREE_SCORES:
         predictor = _model_free_predictor(args, dataset)

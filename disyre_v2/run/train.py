@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from disyre_v2.run.common import add_common_flags, int_at_least, positive_float, run_cli
 from disyre_v2.training.trainer.registry import trainer_names
@@ -25,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="disyre_v2_train",
         description="Train a DISYRE v2 restoration model on the healthy training cases of a preprocessed dataset. "
         "Outputs go to $DISYRE_results/DatasetNNN_Name/<trainer>__<plans>__<configuration>/fold_F_seed_S/.",
-        epilog="Examples: disyre_v2_train 1 2d_small 0 --seed 0 --steps 3000 | several GPUs: "
+        epilog="Examples: disyre_v2_train 1 2d_small 0 --seed 0 --steps 3000 | fine-tune: disyre_v2_train 2 "
+        "2d_small all --steps 300 --pretrained_weights MODEL/fold_all_seed_0/checkpoint_final.pth | several GPUs: "
         "torchrun --nproc_per_node=4 $(which disyre_v2_train) 1 2d 0 -device cuda",
     )
     parser.add_argument("dataset", help="dataset id or name (1, 001, Dataset001_Name)")
@@ -37,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int_at_least(1), default=None, help="number of training steps, >= 1 (default: the plans')")
     parser.add_argument("--c", "--continue", dest="resume", action="store_true",
                         help="continue from checkpoint_latest.pth of this run")
+    parser.add_argument("--pretrained_weights", type=Path, default=None, metavar="CHECKPOINT",
+                        help="fine-tune: start from this checkpoint's weights (EMA weights if it has them) with a new "
+                        "optimiser and learning-rate schedule from step 0; its network plans and level input must "
+                        "equal this configuration's. Not with --c")
     parser.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
     parser.add_argument("--val_every", type=int_at_least(1), default=None,
                         help="validate, write checkpoint_latest.pth and progress.png every K steps, >= 1 (default: "
@@ -57,7 +63,8 @@ def _run(args: argparse.Namespace) -> None:
     warn_if_paper_network_on_cpu(args.configuration, args.device, "training")
     output = train(args.dataset, args.configuration, args.fold, trainer=args.trainer, seed=args.seed,
                    num_steps=args.steps, resume=args.resume, device=args.device, val_every=args.val_every,
-                   deterministic=args.deterministic, compile=args.compile, time_budget_s=args.time_budget)
+                   deterministic=args.deterministic, compile=args.compile, time_budget_s=args.time_budget,
+                   pretrained_weights=args.pretrained_weights)
     print(f"Model written to {output}")
 
 

@@ -43,13 +43,27 @@ def parse_fold(fold: str | int) -> int | str:
 
 def train(dataset: str | int, configuration: str, fold: str | int, *, trainer: str = "DisyreTrainer", seed: int = 0,
           num_steps: int | None = None, resume: bool = False, device: str = "cpu", val_every: int | None = None,
-          deterministic: bool = False, compile: bool = False, time_budget_s: float | None = None) -> Path:
+          deterministic: bool = False, compile: bool = False, time_budget_s: float | None = None,
+          pretrained_weights: Path | str | None = None) -> Path:
     """Train one (fold, seed); returns the run folder. Under torchrun every rank calls this.
+
+    ``pretrained_weights``: fine-tune, i.e. start from the weights of another model's checkpoint (same
+    network plans and level input; a new optimiser and learning-rate schedule from step 0). Every rank
+    loads the same file, so all ranks start from the same weights.
 
     Everything that can be checked is checked before the run folder is made, and a run that fails
     before its first checkpoint leaves no folder behind (an empty run would break the next
     prediction of the model)."""
     fold = parse_fold(fold)
+    if pretrained_weights is not None:
+        pretrained_weights = Path(pretrained_weights)
+        if resume:
+            raise UserError("--pretrained_weights starts a new run from another model's weights and cannot be "
+                            "combined with --c (continue this run)", pretrained_weights,
+                            "drop --c to fine-tune in a new run folder, or drop --pretrained_weights to continue")
+        if not pretrained_weights.is_file():
+            raise UserError("the checkpoint given as --pretrained_weights does not exist", pretrained_weights,
+                            "pass a checkpoint_final.pth (or checkpoint_latest.pth) of a trained model")
     if num_steps is not None and num_steps < 1:
         raise UserError(f"the number of training steps must be at least 1, got {num_steps}", fix="pass --steps N >= 1")
     if device == "cuda" and not torch.cuda.is_available():
@@ -83,6 +97,8 @@ def train(dataset: str | int, configuration: str, fold: str | int, *, trainer: s
                                num_steps=num_steps, val_every=val_every, deterministic=deterministic,
                                compile=compile, time_budget_s=time_budget_s, distributed=context)
         runner.initialize()
+        if pretrained_weights is not None:  # before the run folder exists: a refusal leaves nothing behind
+            runner.load_pretrained_weights(pretrained_weights)
         if context.is_main:
             output.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(output)

@@ -1,6 +1,12 @@
 """The scanner and the preprocessing a real dataset went through: gain, bias field, blur, Rician
 noise, and a skull-stripping mask that is off by a voxel here and there.
 
+``ACQUISITIONS`` names the ranges these are drawn from: ``default`` (the benchmark's), and
+``scanner_b``, a second, differently acquired site (about twice the blur, two to three times the
+noise, a stronger bias field) for domain-shift and fine-tuning experiments
+(``disyre_v2_make_synthetic_dataset --acquisition scanner_b``). Both draw the same random numbers in
+the same order, so ``default`` gives the files it gave before the profiles existed.
+
 Order: signal x gain x bias -> point-spread blur -> Rician magnitude noise -> x brain mask. The image
 is exactly 0 outside the mask (as in skull-stripped data) and > 0 inside it.
 """
@@ -23,6 +29,23 @@ MASK_ERROR_THRESHOLD = 1.0  # |field| above this: the mask is one voxel too larg
 
 
 @dataclass(frozen=True)
+class AcquisitionProfile:
+    """The ranges one site's acquisitions are drawn from (uniformly, per case and channel)."""
+
+    gain_range: tuple[float, float] = GAIN_RANGE
+    bias_std_range: tuple[float, float] = BIAS_STD_RANGE
+    blur_sigma_voxels: tuple[float, float] = BLUR_SIGMA_VOXELS
+    noise_fraction_of_wm: tuple[float, float] = NOISE_FRACTION_OF_WM
+
+
+ACQUISITIONS: dict[str, AcquisitionProfile] = {
+    "default": AcquisitionProfile(),
+    "scanner_b": AcquisitionProfile(gain_range=(1500.0, 3000.0), bias_std_range=(0.12, 0.20),
+                                    blur_sigma_voxels=(0.8, 1.1), noise_fraction_of_wm=(0.05, 0.09)),
+}
+
+
+@dataclass(frozen=True)
 class Acquisition:
     gains: tuple[float, float]
     bias_std: tuple[float, float]
@@ -32,13 +55,14 @@ class Acquisition:
     mask_error: SmoothField
 
 
-def sample_acquisition(rng: np.random.Generator, extent_mm: np.ndarray) -> Acquisition:
+def sample_acquisition(rng: np.random.Generator, extent_mm: np.ndarray,
+                       profile: AcquisitionProfile = ACQUISITIONS["default"]) -> Acquisition:
     def pair(low_high):
         return tuple(float(v) for v in rng.uniform(*low_high, 2))
 
     return Acquisition(
-        gains=pair(GAIN_RANGE), bias_std=pair(BIAS_STD_RANGE), blur_sigma_voxels=pair(BLUR_SIGMA_VOXELS),
-        noise_fraction=pair(NOISE_FRACTION_OF_WM),
+        gains=pair(profile.gain_range), bias_std=pair(profile.bias_std_range),
+        blur_sigma_voxels=pair(profile.blur_sigma_voxels), noise_fraction=pair(profile.noise_fraction_of_wm),
         bias=random_smooth_field(rng, np.zeros(3), extent_mm, BIAS_CORRELATION_MM, n_components=2),
         mask_error=random_smooth_field(rng, np.zeros(3), extent_mm, MASK_ERROR_CORRELATION_MM),
     )

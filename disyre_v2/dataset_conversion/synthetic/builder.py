@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from disyre_v2.dataset.dataset_json import write_json_atomic
 from disyre_v2.dataset_conversion.raw_dataset_writer import RawDatasetWriter
+from disyre_v2.dataset_conversion.synthetic.acquisition import ACQUISITIONS
 from disyre_v2.dataset_conversion.synthetic.anatomy import load_template_anatomy, template_distance_maps
 from disyre_v2.dataset_conversion.synthetic.contrast import CHANNELS
 from disyre_v2.dataset_conversion.synthetic.generator import HEALTHY, KINDS, CaseSpec, SyntheticCase, generate_case
@@ -30,10 +31,10 @@ MONTAGE_TRAINING_CASES = 3
 
 
 def plan_cases(n_train: int, n_test: int, kinds: Sequence[str] = KINDS, seed: int = 0, spacing: int = 2,
-               lesion_free_fraction: float = 0.2) -> list[CaseSpec]:
+               lesion_free_fraction: float = 0.2, acquisition: str = "default") -> list[CaseSpec]:
     """Training cases are healthy; test cases cycle through ``kinds``, with every case whose
     index crosses a multiple of 1/lesion_free_fraction left lesion-free (evenly spread)."""
-    specs = [CaseSpec(f"synth_tr_{i:04d}", "Tr", i, HEALTHY, seed, spacing) for i in range(n_train)]
+    specs = [CaseSpec(f"synth_tr_{i:04d}", "Tr", i, HEALTHY, seed, spacing, acquisition) for i in range(n_train)]
     lesion_index = 0
     for i in range(n_test):
         if int((i + 1) * lesion_free_fraction + 1e-9) > int(i * lesion_free_fraction + 1e-9):
@@ -41,11 +42,14 @@ def plan_cases(n_train: int, n_test: int, kinds: Sequence[str] = KINDS, seed: in
         else:
             kind = kinds[lesion_index % len(kinds)]
             lesion_index += 1
-        specs.append(CaseSpec(f"synth_ts_{i:04d}", "Ts", i, kind, seed, spacing))
+        specs.append(CaseSpec(f"synth_ts_{i:04d}", "Ts", i, kind, seed, spacing, acquisition))
     return specs
 
 
-def _check_arguments(n_train, n_test, kinds, spacing, seed, num_processes, lesion_free_fraction) -> None:
+def _check_arguments(n_train, n_test, kinds, spacing, seed, num_processes, lesion_free_fraction,
+                     acquisition="default") -> None:
+    if acquisition not in ACQUISITIONS:
+        raise ValueError(f"Unknown --acquisition {acquisition!r}; choose one of {', '.join(ACQUISITIONS)}.")
     if n_train < 0 or n_test < 0:
         raise ValueError(f"--n_train and --n_test cannot be negative (got {n_train} and {n_test}).")
     if n_train + n_test == 0:
@@ -78,18 +82,20 @@ def _cases(specs: list[CaseSpec], num_processes: int):
 def make_synthetic_dataset(dataset_id: int, n_train: int = 30, n_test: int = 20, kinds: Sequence[str] = KINDS,
                            spacing: int = 2, seed: int = 0, num_processes: int = 1, name: str = DEFAULT_NAME,
                            lesion_free_fraction: float = 0.2, overwrite: bool = False,
-                           raw_base: Path | str | None = None, montage: bool = True) -> Path:
-    """Generate ``Dataset{ID}_{name}`` under ``raw_base`` (default $DISYRE_raw); returns its folder."""
+                           raw_base: Path | str | None = None, montage: bool = True,
+                           acquisition: str = "default") -> Path:
+    """Generate ``Dataset{ID}_{name}`` under ``raw_base`` (default $DISYRE_raw); returns its folder.
+    ``acquisition`` names the scanner settings (``ACQUISITIONS``: default, scanner_b)."""
     kinds = list(dict.fromkeys(kinds))
-    _check_arguments(n_train, n_test, kinds, spacing, seed, num_processes, lesion_free_fraction)
-    specs = plan_cases(n_train, n_test, kinds, seed, spacing, lesion_free_fraction)
+    _check_arguments(n_train, n_test, kinds, spacing, seed, num_processes, lesion_free_fraction, acquisition)
+    specs = plan_cases(n_train, n_test, kinds, seed, spacing, lesion_free_fraction, acquisition)
     load_template_anatomy(spacing)  # once, before the workers fork
     template_distance_maps(spacing)
     description = (f"Synthetic brains built from the MNI152 2009a template shipped with nilearn: healthy "
                    f"training cases and test cases with {', '.join(kinds) or 'no'} lesions. seed {seed}, "
-                   f"{spacing} mm. Lesion kinds per test case: {SIDECAR_NAME}.")
+                   f"{spacing} mm, acquisition {acquisition}. Lesion kinds per test case: {SIDECAR_NAME}.")
     sidecar = {"generator": "disyre_v2_make_synthetic_dataset", "seed": seed, "spacing_mm": spacing,
-               "kinds": kinds, "lesion_free_fraction": lesion_free_fraction,
+               "kinds": kinds, "lesion_free_fraction": lesion_free_fraction, "acquisition": acquisition,
                "anatomy": "MNI152 2009a symmetric T1, GM and WM maps (nilearn package data)",
                "test_kinds": {}, "cases": {}}
     tiles, shown_kinds = [], set()

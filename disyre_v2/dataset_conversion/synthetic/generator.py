@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from disyre_v2.dataset_conversion.synthetic.acquisition import acquire, brain_mask_with_errors, sample_acquisition
+from disyre_v2.dataset_conversion.synthetic.acquisition import (ACQUISITIONS, acquire, brain_mask_with_errors,
+                                                                sample_acquisition)
 from disyre_v2.dataset_conversion.synthetic.anatomy import load_template_anatomy
 from disyre_v2.dataset_conversion.synthetic.atrophy import sample_atrophy
 from disyre_v2.dataset_conversion.synthetic.contrast import CHANNELS, lesion_change, render_healthy, sample_contrast
@@ -38,6 +39,7 @@ class CaseSpec:
     kind: str  # HEALTHY or one of KINDS
     seed: int  # the dataset seed
     spacing: int = 2
+    acquisition: str = "default"  # a name of ACQUISITIONS: the site's scanner settings
 
     def streams(self) -> list[np.random.Generator]:
         """Independent generators for anatomy, lesion, contrast and acquisition."""
@@ -61,6 +63,8 @@ def generate_case(spec: CaseSpec, render_lesion: bool = True, keep_tissues: bool
     intensities (same anatomy, mass effect, contrast and noise): its pseudo-healthy counterpart."""
     if spec.kind != HEALTHY and spec.kind not in LESION_MODELS:
         raise ValueError(f"Unknown lesion kind {spec.kind!r}; choose from {', '.join(KINDS)} or {HEALTHY}.")
+    if spec.acquisition not in ACQUISITIONS:
+        raise ValueError(f"Unknown acquisition {spec.acquisition!r}; choose from {', '.join(ACQUISITIONS)}.")
     with threadpool_limits(1):  # one BLAS thread: same floating-point result whatever the number of workers
         return _generate(spec, render_lesion, keep_tissues)
 
@@ -95,7 +99,8 @@ def _generate(spec: CaseSpec, render_lesion: bool, keep_tissues: bool) -> Synthe
             images += change
 
     axes = grid_axes_mm(box, template.spacing)
-    acquisition = sample_acquisition(acquisition_rng, np.asarray(template.shape, float) * template.spacing)
+    acquisition = sample_acquisition(acquisition_rng, np.asarray(template.shape, float) * template.spacing,
+                                     ACQUISITIONS[spec.acquisition])
     mask = brain_mask_with_errors(subject.brain, acquisition, axes)
     images = acquire(images, mask, acquisition, axes, acquisition_rng)
 

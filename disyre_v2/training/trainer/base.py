@@ -83,6 +83,7 @@ class DisyreTrainer(TrainingLoop, TrainerCheckpoints, TrainerSteps, TrainerData)
             raise ValueError(f"plans.json training.loss_region is {self.loss_region!r}; choose one of "
                              f"{', '.join(LOSS_REGIONS)}.")
         self.step = 0
+        self.pretrained_weights: dict | None = None  # set by load_pretrained_weights (fine-tuning)
         self.progress = ProgressLog()
         self._first_batch_keys: str | None = None
 

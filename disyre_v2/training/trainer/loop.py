@@ -46,6 +46,8 @@ class TrainingLoop:
                 "global_batch": per_rank * self.distributed.world_size, "learning_rate": self.lr,
                 "parameters": sum(p.numel() for p in self.network.parameters()),
                 "torch": torch.__version__}
+        if self.pretrained_weights is not None:  # fine-tuning: the checkpoint it started from
+            info["pretrained_weights"] = self.pretrained_weights
         if finished:
             info.update(steps_trained=self.step, time_budget_s=self.time_budget_s)
             write_json_atomic(info, self.output_folder / "debug.json")
@@ -55,6 +57,11 @@ class TrainingLoop:
         self.scheduler.save(self.output_folder)
         logger.info("Global batch %d (%d per rank × %d ranks), learning rate %.3g, %d parameters.",
                     info["global_batch"], per_rank, self.distributed.world_size, self.lr, info["parameters"])
+        if self.pretrained_weights is not None and self.step == 0:
+            record = self.pretrained_weights
+            logger.info("Fine-tuning from %s (its %s weights, step %d of %s), SHA-256 %s; new optimiser and "
+                        "learning-rate schedule.", record["path"], record["weights"], record["step"], record["trainer"],
+                        record["sha256"])
 
     def run(self) -> Path | None:
         """Train up to ``num_steps``; returns checkpoint_final.pth (on rank 0)."""
