@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detection_ablation import add_synthetic_dataset_flags, synthetic_dataset_in  # noqa: E402
+from inference_precision import first_cases  # noqa: E402
 
 from disyre_v2.dataset_conversion.synthetic.builder import make_synthetic_dataset  # noqa: E402
 from disyre_v2.evaluation.evaluator import evaluate_folders  # noqa: E402
@@ -71,22 +72,6 @@ def trained_model(output: Path, dataset: str, seeds: list[int], steps: int) -> P
         if not (folder / f"fold_all_seed_{seed}" / "checkpoint_final.pth").is_file():
             train(dataset, CONFIGURATION, "all", seed=seed, num_steps=steps)
     return folder
-
-
-def first_cases(raw: Path, count: int, base: Path) -> Path:
-    """A raw-layout view (symbolic links) of the first ``count`` test cases of ``raw``."""
-    subset = base / f"{raw.name}_first{count}"
-    cases = sorted(p.name[: -len("_0000.nii.gz")] for p in (raw / "imagesTs").glob("*_0000.nii.gz"))[:count]
-    for sub in ("imagesTs", "labelsTs", "masksTs"):
-        (subset / sub).mkdir(parents=True, exist_ok=True)
-        for path in (raw / sub).glob("*.nii.gz"):
-            case = path.name[: -len(".nii.gz")].rsplit("_", 1)[0] if sub == "imagesTs" else path.name[: -len(".nii.gz")]
-            if case in cases and not (subset / sub / path.name).exists():
-                (subset / sub / path.name).symlink_to(path)
-    for name in ("dataset.json", "synthetic_cases.json"):
-        if (raw / name).is_file() and not (subset / name).exists():
-            (subset / name).symlink_to(raw / name)
-    return subset
 
 
 def binary_cost(maps: Path, images: Path, decision: BinaryDecision) -> tuple[float, int]:
@@ -170,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     calibration = load_calibration(path)
     predictor = make_predictor(None)
     if args.final_cases is not None:
-        final_set = first_cases(final_set, args.final_cases, output / "raw_subsets")
+        final_set = first_cases(final_set, output / "raw_subsets" / f"{final_set.name}_first{args.final_cases}",
+                                args.final_cases)
     sets = {"choose: test set (Dataset992)": output / "raw" / dataset, "final: fresh final set": final_set}
     results = {"calibration": {"file": str(path), "healthy_scans": calibration.num_volumes,
                                "healthy_voxels": calibration.num_voxels,

@@ -60,7 +60,7 @@ def map_differences(first: Path, second: Path) -> dict:
             "max_volume_score_change": max_volume}
 
 
-def _first_cases(raw: Path, subset: Path, count: int) -> Path:
+def first_cases(raw: Path, subset: Path, count: int) -> Path:
     """A raw dataset folder holding the first ``count`` test cases of ``raw`` (symbolic links)."""
     cases = sorted(p.name[:-len("_0000.nii.gz")] for p in (raw / "imagesTs").glob("*_0000.nii.gz"))[:count]
     for sub in ("imagesTs", "labelsTs", "masksTs"):
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     models = load_models(model_folder, CONFIGURATION, seeds=[args.seed], device=args.device)
     test = output / "raw" / dataset
     if args.test_cases:
-        test = _first_cases(test, output / f"raw_first{args.test_cases}" / dataset, args.test_cases)
+        test = first_cases(test, output / f"raw_first{args.test_cases}" / dataset, args.test_cases)
     sets = [("test", test)] + ([("heldout", args.heldout.resolve())] if args.heldout else [])
     rows = []
     for set_name, raw in sets:

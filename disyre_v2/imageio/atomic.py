@@ -73,3 +73,31 @@ def atomic_path(path: Path | str, suffix: str = "") -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def first_missing_folder(folder: Path | str) -> Path | None:
+    """The outermost folder of ``folder``'s path that does not exist yet: what a run writing into
+    ``folder`` would create, and so what it may remove again after a failure (None: it all exists)."""
+    folder = Path(folder).absolute()
+    missing = None
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def remove_empty_tree(top: Path | str) -> None:
+    """Remove ``top`` (made by a run that failed) and its folders, bottom up, as long as they hold no
+    file; temporaries of writers that died are removed first. A folder holding a file stays."""
+    top = Path(top)
+    if not top.is_dir():
+        return
+    remove_stale_temporaries(top, recursive=True)
+    for root, _, files in os.walk(top, topdown=False):
+        if files:
+            return
+        try:
+            os.rmdir(root)
+        except OSError:
+            return

@@ -147,9 +147,10 @@ def predict_folder(predictor: DisyrePredictor, input_folder: Path | str, output_
                 finish_oldest_export()
         while exporting:
             finish_oldest_export()
-    write_volume_scores(output_folder)
+    sidecars = read_sidecars(output_folder)  # every case predicted so far, by this part or others
+    write_volume_scores(output_folder, sidecars)
     if decision is not None:
-        write_lesions_csv(output_folder, read_sidecars(output_folder))
+        write_lesions_csv(output_folder, sidecars)
     return written
 
 
@@ -210,10 +211,10 @@ def native_map_path(output_folder: Path, case_id: str) -> Path:
     return output_folder / NATIVE_FOLDER / f"{case_id}{FILE_ENDING}"
 
 
-def write_volume_scores(output_folder: Path) -> Path:
+def write_volume_scores(output_folder: Path, sidecars: list[dict] | None = None) -> Path:
     """``volume_scores.csv`` (case_id, volume_score) from every case predicted so far; with --binary
     also each volume's calibrated p-value and whether it is flagged (empty for cases without)."""
-    rows = read_sidecars(output_folder)
+    rows = read_sidecars(output_folder) if sidecars is None else sidecars
     binary = any("volume_p_value" in row for row in rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

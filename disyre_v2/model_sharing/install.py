@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from disyre_v2.errors import UserError
+from disyre_v2.imageio.atomic import first_missing_folder, remove_empty_tree
 from disyre_v2.imageio.atomic import _host, _process_alive
 from disyre_v2.model_sharing.manifest import (
     MANIFEST_NAME,
@@ -166,7 +167,7 @@ def install_model(archive: Path | str, results: Path | str | None = None, *, for
         if target.exists() and not force:
             raise UserError("a model is already installed there", target,
                             "give --force to replace it, or remove the folder first")
-        created = _first_missing(target.parent)
+        created = first_missing_folder(target.parent)
         staging = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +182,7 @@ def install_model(archive: Path | str, results: Path | str | None = None, *, for
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
             if created is not None:
-                _remove_empty_folders(created)
+                remove_empty_tree(created)
             raise
     logger.info("Installed %s (%d file(s), %.1f MB) into %s.", archive, len(manifest["files"]) + 1, total / 1e6, target)
     return target
@@ -203,25 +204,3 @@ def _move_into_place(staging: Path, target: Path, force: bool) -> None:
         os.rename(aside, target)
         raise
     shutil.rmtree(aside, ignore_errors=True)
-
-
-def _first_missing(folder: Path) -> Path | None:
-    missing = None
-    for candidate in (folder, *folder.parents):
-        if candidate.exists():
-            break
-        missing = candidate
-    return missing
-
-
-def _remove_empty_folders(top: Path) -> None:
-    """Remove ``top`` (created by this install) and the empty folders in it, bottom up."""
-    if not top.is_dir():
-        return
-    for root, _, files in os.walk(top, topdown=False):
-        if files:
-            return
-        try:
-            os.rmdir(root)
-        except OSError:
-            return

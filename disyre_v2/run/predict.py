@@ -69,38 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _first_missing(folder: Path) -> Path | None:
-    """The outermost folder of ``folder``'s path that does not exist yet (what this run would create)."""
-    missing = None
-    for candidate in (folder, *folder.parents):
-        if candidate.exists():
-            break
-        missing = candidate
-    return missing
-
-
-def _remove_if_empty(folder: Path) -> None:
-    """Remove ``folder`` (made by this run) if no file is in it but temporaries of dead writers."""
-    import os
-
-    from disyre_v2.imageio.atomic import remove_stale_temporaries
-
-    if not folder.is_dir():
-        return
-    remove_stale_temporaries(folder, recursive=True)
-    for root, _, files in os.walk(folder, topdown=False):
-        if files:
-            return
-        try:
-            os.rmdir(root)
-        except OSError:
-            return
-
-
 def _run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from disyre_v2.errors import UserError
+    from disyre_v2.imageio.atomic import first_missing_folder, remove_empty_tree
     from disyre_v2.inference.predict_folder import predict_folder
     from disyre_v2.paths import resolve_dataset_name, writable_folder
     from disyre_v2.run.predictor_flags import build_predictor, check_device, choose_model, model_folder
@@ -141,7 +114,7 @@ def _run(args: argparse.Namespace) -> None:
                         "or predict with several trained seeds or folds")
     if args.binary:
         decision = _decision(args, predictor, folder)  # before any case is read
-    created = _first_missing(Path(args.output).absolute())
+    created = first_missing_folder(args.output)
     try:
         writable_folder(args.output, "-o")  # before the first case is scored
         written = predict_folder(predictor, args.input, args.output, masks_folder=args.masks,
@@ -152,7 +125,7 @@ def _run(args: argparse.Namespace) -> None:
                                  save_uncertainty=args.save_uncertainty)
     except BaseException:
         if created is not None:  # a failed run leaves no empty output folder behind (never a user's own)
-            _remove_if_empty(created)
+            remove_empty_tree(created)
         raise
     print(f"Wrote {len(written)} anomaly map(s) to {args.output}")
 
