@@ -77,15 +77,24 @@ def evaluate(folder: Path, seed: int, raw: Path, maps: Path) -> dict:
     return {"ap": summary["pooled"]["average_precision"], "volume_auroc": summary["volume_level"]["auroc"]}
 
 
-def run(output: Path, seeds: list[int], source_steps: int, steps: int, n_train: int, n_test: int) -> dict:
+def run(output: Path, seeds: list[int], source_steps: int, steps: int, n_train: int, n_test: int,
+        source_results: Path | None = None) -> dict:
     for key, sub in (("DISYRE_raw", "raw"), ("DISYRE_preprocessed", "preprocessed"), ("DISYRE_results", "results")):
         (output / sub).mkdir(parents=True, exist_ok=True)
         os.environ[key] = str(output / sub)
-    make_site(output, SITE_A, n_train, 0 if n_test == 0 else 2)
+    if source_results is None:
+        make_site(output, SITE_A, n_train, 0 if n_test == 0 else 2)
     raw_b = make_site(output, SITE_B, n_train, n_test)
-    results: dict = {"source_steps": source_steps, "steps": steps, "n_train": n_train, "n_test": n_test, "runs": []}
+    results: dict = {"source": str(source_results) if source_results else f"Dataset{SITE_A[0]}_{SITE_A[1]}",
+                     "source_steps": source_steps, "steps": steps, "n_train": n_train, "n_test": n_test, "runs": []}
     for seed in seeds:
-        source, source_s = trained(output, SITE_A, seed, source_steps)
+        if source_results is None:
+            source, source_s = trained(output, SITE_A, seed, source_steps)
+        else:  # an existing site-A model (same configuration, default acquisition), trained elsewhere
+            source, source_s = source_results / f"fold_all_seed_{seed}", None
+            if not (source / "checkpoint_final.pth").is_file():
+                raise SystemExit(f"error: {source / 'checkpoint_final.pth'} is missing; train seed {seed} "
+                                 "there or leave out --source_results")
         # Fine-tuned and from-scratch runs share site B's dataset, so they are told apart by seed:
         # from scratch uses seed, fine-tuned seed + 1000.
         scratch, scratch_s = trained(output, SITE_B, seed, steps)
@@ -100,7 +109,8 @@ def run(output: Path, seeds: list[int], source_steps: int, steps: int, n_train: 
 
 
 def markdown(results: dict) -> str:
-    lines = [f"Site B (scanner_b) test cases, {CONFIGURATION}; source model {results['source_steps']} steps on site A; "
+    lines = [f"Site B (scanner_b) test cases, {CONFIGURATION}; source model {results['source_steps']} steps on site A "
+             f"({results.get('source', 'site A')}); "
              f"{results['steps']} steps on site B's {results['n_train']} healthy cases; "
              f"seeds {', '.join(str(r['seed']) for r in results['runs'])}.", "",
              "| model | AP | volume AUROC |", "| --- | ---: | ---: |"]
@@ -122,11 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="steps on site B, fine-tuned and from scratch (default 300)")
     parser.add_argument("--n_train", type=int, default=20, help="healthy training cases per site (default 20)")
     parser.add_argument("--n_test", type=int, default=20, help="site B test cases (default 20)")
+    parser.add_argument("--source_results", type=Path, default=None,
+                        help="an existing site-A results folder (DATASET/TRAINER__PLANS__2d_small) whose "
+                             "fold_all_seed_SEED/checkpoint_final.pth is used instead of training site A here; "
+                             "--source_steps then only labels the table")
     args = parser.parse_args(argv)
     if args.output.is_file():
         parser.exit(2, f"error: -o {args.output} is a file; give a folder\n")
     logging.basicConfig(level=logging.WARNING)
-    results = run(args.output, args.seeds, args.source_steps, args.steps, args.n_train, args.n_test)
+    results = run(args.output, args.seeds, args.source_steps, args.steps, args.n_train, args.n_test,
+                  args.source_results.resolve() if args.source_results else None)
     table = markdown(results)
     (args.output / "fine_tuning.md").write_text(table)
     print(table)

@@ -265,3 +265,37 @@ def test_onnx_networks_travel_in_the_zip_and_install(env, monkeypatch):
     point_environment_at(monkeypatch, root, tmp_path / "results")
     assert run(install_cli, archive) == 0
     assert (tmp_path / "results" / name / MODEL / "onnx" / "fold_0_seed_1.onnx").is_file()
+
+
+def test_onnx_export_takes_the_exported_checkpoint(env, monkeypatch):
+    """-chk latest --onnx converts checkpoint_latest.pth, not the final weights."""
+    pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from disyre_v2.training.trainer.checkpoint import load_checkpoint, save_checkpoint
+    root, name, tmp_path = env
+    results = tmp_path / "results"
+    shutil.copytree(root / "res" / name, results / name)
+    run_folder = results / name / MODEL / "fold_0_seed_0"
+    latest = load_checkpoint(run_folder / "checkpoint_final.pth")
+    for key in ("network", "ema"):  # a 'latest' whose weights are all zero: its network outputs zeros
+        if isinstance(latest.get(key), dict):
+            latest[key] = {k: torch.zeros_like(v) if v.is_floating_point() else v for k, v in latest[key].items()}
+    save_checkpoint(latest, run_folder / "checkpoint_latest.pth")
+    point_environment_at(monkeypatch, root, results)
+
+    def onnx_output(checkpoint):
+        archive = tmp_path / f"{checkpoint}.zip"
+        assert run(export_cli, "-d", "1", "-c", "2d_small", "-f", "0", "--seeds", "0", "-chk", checkpoint,
+                   "--onnx", "-o", archive) == 0
+        with zipfile.ZipFile(archive) as handle:
+            session = onnxruntime.InferenceSession(handle.read("onnx/fold_0_seed_0.onnx"),
+                                                   providers=["CPUExecutionProvider"])
+        feeds = {}
+        for item in session.get_inputs():
+            shape = [2 if not isinstance(d, int) else d for d in item.shape]
+            feeds[item.name] = (np.full(shape, 50, np.int64) if "int" in item.type
+                                else np.random.default_rng(0).random(shape, dtype=np.float32))
+        return session.run(None, feeds)[0]
+
+    assert np.abs(onnx_output("final")).max() > 0
+    np.testing.assert_array_equal(onnx_output("latest"), 0)

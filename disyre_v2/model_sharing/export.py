@@ -161,7 +161,7 @@ def export_model(model_folder: Path | str, output: Path | str, *, folds: Sequenc
             members[f"{run}/checkpoint_{checkpoint}.pth"] = None  # reduced below
             if (model_folder / run / "progress.png").is_file():
                 members[f"{run}/progress.png"] = model_folder / run / "progress.png"
-        onnx_files = _onnx_files(model_folder, configuration, runs) if onnx else {}
+        onnx_files = _onnx_files(model_folder, configuration, runs, checkpoint) if onnx else {}
         for name in sorted({*members, *onnx_files}):
             if name in onnx_files:
                 archive.add(name, onnx_files[name])
@@ -203,16 +203,17 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _onnx_files(model_folder: Path, configuration: str, runs: list[tuple[str, int]]) -> dict[str, bytes]:
-    """The networks as ONNX, by ``disyre_v2.model_sharing.onnx_export.export_onnx`` (imported only here:
-    ONNX support is optional); every file it writes goes under ``onnx/`` of the archive."""
+def _onnx_files(model_folder: Path, configuration: str, runs: list[tuple[str, int]],
+                checkpoint: str) -> dict[str, bytes]:
+    """The networks of the exported ``checkpoint`` as ONNX, by ``onnx_export.export_onnx`` (imported only
+    here: ONNX support is optional); every file it writes goes under ``onnx/`` of the archive."""
     try:
         from disyre_v2.model_sharing.onnx_export import export_onnx
     except ImportError as error:
         raise UserError(f"--onnx is not available in this installation ({error})",
                         fix="leave out --onnx, or install the ONNX extras (pip install onnx)") from None
     with tempfile.TemporaryDirectory() as staging:
-        written = Path(export_onnx(model_folder, configuration, runs, Path(staging) / "model.onnx"))
+        written = Path(export_onnx(model_folder, configuration, runs, Path(staging) / "model.onnx", checkpoint))
         if not written.is_dir():  # one run: one file, named after its run like the several-run files
             fold, seed = runs[0]
             return {f"onnx/fold_{fold}_seed_{seed}.onnx": written.read_bytes()}
