@@ -164,3 +164,27 @@ def test_a_second_acquisition_changes_the_scanner_not_the_subject(tmp_path, monk
     assert sidecar["acquisition"] == "scanner_b"
     with pytest.raises(SystemExit):
         make_cli.main(["-d", "8", "--n_train", "1", "--acquisition", "nope"])
+
+
+def test_torchrun_fine_tunes_on_two_gloo_ranks(tmp_path):
+    """Both ranks start from the given weights and end identical; rank 0 records the source checkpoint."""
+    import os
+
+    from tests.test_distributed_training import torchrun
+    env = dict(os.environ, DISYRE_raw=str(tmp_path / "raw"), DISYRE_preprocessed=str(tmp_path / "pre"),
+               DISYRE_results=str(tmp_path / "res"), DISYRE_n_proc_DA="0", OMP_NUM_THREADS="1")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, sub in (("DISYRE_raw", "raw"), ("DISYRE_preprocessed", "pre"), ("DISYRE_results", "res")):
+            (tmp_path / sub).mkdir()
+            patch.setenv(key, str(tmp_path / sub))
+        name = make_preprocessed_dataset(tmp_path)
+        source = train(1, "2d_small", 0, trainer="DisyreTrainer_debug", seed=0, num_steps=2) / "checkpoint_final.pth"
+    tuned = torchrun(["1", "2d_small", "1", "-tr", "DisyreTrainer_debug", "--steps", "2", "--val_every", "2",
+                      "--pretrained_weights", str(source)], env)
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    run = tmp_path / "res" / name / "DisyreTrainer_debug__DisyrePlans__2d_small" / "fold_1_seed_0"
+    log = (run / "training_log.txt").read_text()
+    assert "Fine-tuning from" in log and "Parameters identical on 2 ranks" in log
+    record = json.loads((run / "debug.json").read_text())["pretrained_weights"]
+    assert record["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest() and record["step"] == 2
+    assert load_checkpoint(run / "checkpoint_final.pth")["step"] == 2
