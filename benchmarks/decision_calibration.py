@@ -16,7 +16,9 @@ used for nothing but its final figures. Then, with the seeds averaged as disyre_
    voxel false-positive rate on the lesion-free volumes ÷ the rate, Dice (pooled, per lesion kind)
    next to the oracle [Dice], lesion-wise sensitivity for reference lesions ≥ 1 ml, false-positive
    components per lesion-free volume, and the volume-level specificity and sensitivity of the flag
-   at ``--volume_alpha``.
+   at ``--volume_alpha``, and each lesion-free volume's realised rate ÷ target;
+4. calibration error by subject: the calibration set's own maps (written under -o/maps), each healthy
+   subject held out in turn, its realised rate at the threshold of the other subjects' pooled voxels.
 
 The default ``--voxel_fpr`` of disyre_v2_predict is chosen on the test set's figures (rows marked
 ``choose``) and confirmed on the fresh final set (``final``). It prints Markdown tables and writes
@@ -42,7 +44,8 @@ from disyre_v2.evaluation.evaluator import evaluate_folders  # noqa: E402
 from disyre_v2.imageio.reader import read_image  # noqa: E402
 from disyre_v2.imageio.writer import write_mask  # noqa: E402
 from disyre_v2.inference.calibrate import calibrate, prediction_settings  # noqa: E402
-from disyre_v2.inference.calibration import calibration_path, load_calibration, volume_p_value  # noqa: E402
+from disyre_v2.inference.calibration import (calibration_path, exceedance_thresholds, load_calibration,  # noqa: E402
+                                             volume_p_value)
 from disyre_v2.inference.decisions import BinaryDecision  # noqa: E402
 from disyre_v2.inference.predict_folder import predict_folder  # noqa: E402
 from disyre_v2.inference.predictor import DisyrePredictor  # noqa: E402
@@ -114,6 +117,50 @@ def figures_at(maps: Path, labels: Path, threshold: float, flags: dict[str, bool
     }
 
 
+def brain_scores(maps: Path, masks: Path) -> dict[str, np.ndarray]:
+    """Each written map's scores on its brain mask (the voxels calibration and evaluation count)."""
+    scores = {}
+    for path in sorted(maps.glob("*.nii.gz")):
+        if path.name.endswith(("_mask.nii.gz", "_std.nii.gz")):
+            continue
+        case = path.name[:-7]
+        score_map, _ = read_image(path)
+        brain, _ = read_image(masks / path.name)
+        scores[case] = np.asarray(score_map, np.float32)[np.asarray(brain) > 0]
+    return scores
+
+
+def leave_one_subject_out(healthy: dict[str, np.ndarray], rates: list[float]) -> dict:
+    """Calibration error a new healthy subject meets: for each healthy subject, the threshold from the
+    pooled voxels of all the others (exactly as disyre_v2_calibrate computes it) and that subject's
+    realised exceedance. Per rate: the pooled realised rate ÷ target over all held-out subjects
+    (≈ 1 when calibration is unbiased) and the spread of the per-subject ratios (how far one scan
+    falls from the target)."""
+    cases = sorted(healthy)
+    out = {}
+    for rate in rates:
+        exceeding, voxels, ratios = 0, 0, []
+        for case in cases:
+            others = np.concatenate([healthy[c] for c in cases if c != case])
+            threshold = float(exceedance_thresholds(others, [rate])[0])
+            above = int(np.count_nonzero(healthy[case] > threshold))
+            exceeding, voxels = exceeding + above, voxels + healthy[case].size
+            ratios.append(above / healthy[case].size / rate)
+        ratios = np.asarray(ratios)
+        out[f"{rate:g}"] = {"pooled_ratio": exceeding / voxels / rate, "median_ratio": float(np.median(ratios)),
+                            "p10_ratio": float(np.percentile(ratios, 10)),
+                            "p90_ratio": float(np.percentile(ratios, 90)),
+                            "max_ratio": float(ratios.max()),
+                            "share_from_top_subject": float(ratios.max() / ratios.sum()) if ratios.sum() else None}
+    return out
+
+
+def per_volume_ratios(scores: dict[str, np.ndarray], free: list[str], thresholds: dict[str, float]) -> dict:
+    """Realised exceedance ÷ target of each lesion-free volume at each rate's calibrated threshold."""
+    return {rate: {case: float(np.count_nonzero(scores[case] > threshold) / scores[case].size / float(rate))
+                   for case in free} for rate, threshold in thresholds.items()}
+
+
 def _share(values: list[bool]) -> float | None:
     return float(np.mean(values)) if values else None
 
@@ -161,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     results = {"calibration": {"file": str(path), "healthy_scans": calibration.num_volumes,
                                "healthy_voxels": calibration.num_voxels,
                                "seconds_per_healthy_scan": calibration_seconds}, "sets": {}}
+    # Calibration error by subject: the calibration set's own maps, each subject held out in turn.
+    healthy_maps = output / "maps" / f"{calibration_set.name}_imagesTr"
+    predict_folder(predictor, calibration_set / "imagesTr", healthy_maps,
+                   masks_folder=calibration_set / "masksTr", resume=True)
+    results["calibration"]["leave_one_subject_out"] = leave_one_subject_out(
+        brain_scores(healthy_maps, calibration_set / "masksTr"), args.rates)
     for label, folder in sets.items():
         maps = output / "maps" / folder.name
         cases = len(list((folder / "imagesTs").glob("*_0000.nii.gz")))
@@ -185,11 +238,26 @@ def main(argv: list[str] | None = None) -> int:
             rows[f"{rate:g}"] = {"threshold": threshold,
                                  **figures_at(maps, folder / "labelsTs", threshold, flags, report)}
             rows[f"{rate:g}"]["fpr_ratio"] = rows[f"{rate:g}"]["voxel_fpr_lesion_free"] / rate
+        case_kinds = json.loads((folder / "synthetic_cases.json").read_text())["cases"]
+        free = sorted(c for c, info in case_kinds.items() if info["split"] == "Ts" and info["kind"] == "healthy"
+                      and (maps / f"{c}.nii.gz").is_file())
+        by_volume = per_volume_ratios(brain_scores(maps, folder / "masksTs"), free,
+                                      {rate: row["threshold"] for rate, row in rows.items()})
+        for rate, ratios in by_volume.items():
+            values = np.asarray(list(ratios.values()))
+            rows[rate]["fpr_ratio_by_volume"] = {"median": float(np.median(values)), "min": float(values.min()),
+                                                 "max": float(values.max()), "volumes": ratios}
         results["sets"][label] = {"cases": cases, "predict_seconds_per_case": predict_seconds,
                                   "binary_cpu_seconds_per_case": cost / max(count, 1), "rates": rows}
     (output / "decision_calibration.json").write_text(json.dumps(results, indent=2))
     print(f"calibration: {calibration.num_volumes} healthy scans, {calibration.num_voxels:,} voxels, "
           f"{calibration_seconds:.1f} s per scan")
+    print("\n### Calibration error by subject (leave one healthy calibration subject out)\n")
+    print("| rate | pooled realised / rate | median per subject | 10th-90th percentile | max | share of the top subject |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for rate, row in results["calibration"]["leave_one_subject_out"].items():
+        print(f"| {rate} | {row['pooled_ratio']:.2f} | {row['median_ratio']:.2f} | {row['p10_ratio']:.2f}-"
+              f"{row['p90_ratio']:.2f} | {row['max_ratio']:.2f} | {_fmt(row['share_from_top_subject'], 2)} |")
     for label, block in results["sets"].items():
         print(f"\n### {label}: {block['cases']} cases, predict {block['predict_seconds_per_case']:.1f} s per case, "
               f"--binary {block['binary_cpu_seconds_per_case']:.3f} CPU s per case "
@@ -206,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"({_fmt(row['oracle_dice'])}) | {per_kind} | {_fmt(row['sensitivity_1ml'])} "
                   f"({row['lesions_1ml']}) | {_fmt(row['fp_components_per_lesion_free_volume'], 2)} | "
                   f"{_fmt(row['flag_specificity'])} | {_fmt(row['flag_sensitivity'])} |")
+        print("\nRealised FPR / rate of each lesion-free volume (median, min-max): " + "; ".join(
+            f"{rate}: {row['fpr_ratio_by_volume']['median']:.2f} ({row['fpr_ratio_by_volume']['min']:.2f}-"
+            f"{row['fpr_ratio_by_volume']['max']:.2f})" for rate, row in block["rates"].items()))
     return 0
 
 
