@@ -37,8 +37,11 @@ from disyre_v2.planning.plans import load_plans  # noqa: E402
 from disyre_v2.training.run_training import train  # noqa: E402
 
 CONFIGURATION = "2d_small"
-# Method → trainer (each predicted with its trainer's own score).
-LEARNED = {"DISYRE v2": "DisyreTrainer", "DAE": "DaeTrainer", "VAE": "VaeTrainer", "FPI": "FpiSegmentationTrainer"}
+# Method → (trainer, score); None: the trainer's own score. The paper's Table 1 rows that can be built.
+LEARNED = {"DISYRE v2": ("DisyreTrainer", None), "DISYRE v1": ("DisyreTrainerFPI", "multistep"),
+           "DAE": ("DaeTrainer", None), "VAE": ("VaeTrainer", None), "r-VAE": ("RVaeTrainer", None),
+           "FPI": ("FpiSegmentationTrainer", None), "PII": ("PiiTrainer", None),
+           "CutPaste": ("CutPasteTrainer", None), "MOOD22": ("Mood22Trainer", None)}
 # Method → (score, channel, direction) of the model-free baselines.
 MODEL_FREE = {"intensity T2 (bright)": ("intensity", "T2", "bright"),
               "intensity T1 (dark)": ("intensity", "T1", "dark"),
@@ -65,7 +68,7 @@ def score_sets(predictor, sets, output: Path, method: str, seed: int | None) -> 
 
 
 def run_learned(output: Path, dataset: str, method: str, seed: int, steps: int, sets) -> dict:
-    trainer = LEARNED[method]
+    trainer, score = LEARNED[method]
     model_folder = output / "results" / dataset / f"{trainer}__DisyrePlans__{CONFIGURATION}"
     run_folder = model_folder / f"fold_all_seed_{seed}"
     seconds = None
@@ -77,7 +80,7 @@ def run_learned(output: Path, dataset: str, method: str, seed: int, steps: int, 
     if steps_trained is not None and steps_trained != steps:
         logging.warning("%s seed %d was trained for %s steps, not %d.", method, seed, steps_trained, steps)
     predictor = DisyrePredictor(load_plans(model_folder), CONFIGURATION,
-                                load_models(model_folder, CONFIGURATION, seeds=[seed]))
+                                load_models(model_folder, CONFIGURATION, seeds=[seed]), score=score)
     return {"method": method, "seed": seed, "steps": steps_trained, "train_s": seconds,
             **score_sets(predictor, sets, output, method, seed)}
 

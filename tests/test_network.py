@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from disyre_v2.training.network import NETWORK_REGISTRY, DisyreUNet, build_network
+from disyre_v2.training.network.cutpaste_net import CutPasteNet
 from disyre_v2.training.network.time_embedding import sinusoidal_embedding
 from disyre_v2.training.network.vae import ConvVAE
 
@@ -257,11 +258,11 @@ def test_tiny_network_overfits_one_batch():
 def test_build_network_from_plans_entry():
     model = build_network({"class_name": "DisyreUNet", "kwargs": SMALL_KWARGS})
     assert isinstance(model, DisyreUNet) and model.size_divisor == 8
-    assert NETWORK_REGISTRY == {"DisyreUNet": DisyreUNet, "ConvVAE": ConvVAE}
+    assert NETWORK_REGISTRY == {"DisyreUNet": DisyreUNet, "ConvVAE": ConvVAE, "CutPasteNet": CutPasteNet}
 
 
 @pytest.mark.parametrize("plans, message", [
-    ({"class_name": "PlainUNet", "kwargs": {}}, "unknown network class_name 'PlainUNet' .* known: ConvVAE, DisyreUNet"),
+    ({"class_name": "PlainUNet", "kwargs": {}}, "unknown network class_name 'PlainUNet' .* known: ConvVAE, CutPasteNet, DisyreUNet"),
     ({"kwargs": SMALL_KWARGS}, "must be a mapping with 'class_name' and 'kwargs'"),
     ({"class_name": "DisyreUNet", "kwargs": dict(SMALL_KWARGS, width=[8])},
      "do not fit DisyreUNet: .*unexpected keyword argument 'width'"),

@@ -46,7 +46,11 @@ def test_registry_names_variants():
     assert get_trainer_class("DisyreTrainerUnconditional").conditional is False
     assert get_trainer_class("DaeTrainer").scores == ("residual",)
     assert get_trainer_class("FpiSegmentationTrainer").synthesis_mode == "fpi"
-    with pytest.raises(ValueError, match="Unknown trainer 'Nope'; available: DaeTrainer, DisyreTrainer, "):
+    assert {name: get_trainer_class(name).scores[0] for name in
+            ("RVaeTrainer", "PiiTrainer", "CutPasteTrainer", "Mood22Trainer")} == {
+        "RVaeTrainer": "restoration", "PiiTrainer": "segmentation", "CutPasteTrainer": "patch_density",
+        "Mood22Trainer": "segmentation"}
+    with pytest.raises(ValueError, match="Unknown trainer 'Nope'; available: CutPasteTrainer, DaeTrainer, "):
         get_trainer_class("Nope")
 
 

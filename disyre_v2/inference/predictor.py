@@ -16,7 +16,9 @@ import torch
 
 from disyre_v2.imageio.geometry import Geometry
 from disyre_v2.inference.compilation import CompiledNetwork
+from disyre_v2.inference.latent_restoration import RestorationSettings, check_restoration_backend, restoration_score
 from disyre_v2.inference.model_loading import LoadedModel, load_models
+from disyre_v2.inference.patch_density import check_patch_density_backend, patch_density_score
 from disyre_v2.inference.onnx_backend import check_backend, onnxruntime_models
 from disyre_v2.inference.scores import (
     SCORE_NAMES,
@@ -40,6 +42,8 @@ PRECISIONS = ("fp32", "bf16")  # of the network's forward pass; the blending is 
 
 
 class DisyrePredictor:
+    restoration = RestorationSettings()  # --score restoration (r-VAE): K, step, λ of the UPD benchmark
+
     def __init__(self, plans: dict, configuration: str, models: Sequence[LoadedModel], *, score: str | None = None,
                  levels: Sequence[int] | None = None, tile_step: float | None = None, batch_windows: int | None = None,
                  multistep_step: int = 25, device: torch.device | str = "cpu", compile: bool | None = None,
@@ -71,15 +75,22 @@ class DisyrePredictor:
         # Default bf16 autocast on CUDA (the speed measure), fp32 elsewhere: on the synthetic benchmark bf16
         # left AP, Dice and volume AUROC unchanged to 3 decimals (documentation/explanation/performance.md,
         # "Inference precision"); a CPU without bf16 units runs it slower than fp32.
-        precision = precision if precision is not None else ("bf16" if self.device.type == "cuda" else "fp32")
+        # --score restoration: fp32 by default everywhere (500 gradient steps on small residuals).
+        precision = precision if precision is not None else (
+            "bf16" if self.device.type == "cuda" and score != "restoration" else "fp32")
         if precision not in PRECISIONS:
             raise ValueError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
         self.precision = precision
         # torch.compile by default on CUDA (2.7x the eager throughput measured on an H200 in issue 13),
         # with batches of one fixed shape; eager on CPU, where compilation costs more than it saves.
-        self.compile = self.device.type == "cuda" if compile is None else bool(compile)
+        self.compile = (self.device.type == "cuda" and score not in ("restoration", "patch_density")
+                        ) if compile is None else bool(compile)
         self._networks: dict[int, object] = {}
         # --backend onnxruntime: the same networks exported to ONNX and run by onnxruntime (CPU, fp32).
+        if score == "restoration":  # gradient steps through the network: torch, eager
+            check_restoration_backend(backend, self.compile)
+        if score == "patch_density":  # CutPaste: the encoder on sub-patches and the density, eager torch
+            check_patch_density_backend(backend, self.compile)
         check_backend(backend, self.device, self.precision, self.compile)
         self.backend = backend
         if backend == "onnxruntime":
@@ -110,7 +121,8 @@ class DisyrePredictor:
             multistep_levels(self.scheduler.num_levels, self.multistep_step) if self.score == "multistep" else [])
         return {"score": self.score, "levels": levels, "models": [str(m.run_folder) for m in self.models],
                 "median_filter_size": self.median_filter_size,
-                "precision": self.precision, **({"backend": self.backend} if self.backend != "torch" else {})}
+                "precision": self.precision, **({"backend": self.backend} if self.backend != "torch" else {}),
+                **({"restoration": self.restoration.describe()} if self.score == "restoration" else {})}
 
     def default_batch_windows(self) -> int:
         """Windows per forward pass. On CPU about 32 samples per pass (windows × levels) is fastest
@@ -139,7 +151,15 @@ class DisyrePredictor:
             self._networks[id(network)] = CompiledNetwork(network, channels_last=self.device.type == "cuda")
         return self._networks[id(network)]
 
+    def _autocast(self):
+        """bf16 autocast on any device with --precision bf16, else nothing."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+
     def _score_function(self, network: torch.nn.Module, per_level: bool = False):
+        if self.score == "restoration":  # the VAE's encode and decode, with gradients
+            return restoration_score(network, self.restoration, autocast=self._autocast)
+        if self.score == "patch_density":  # CutPaste: Mahalanobis distance of sub-patch features
+            return patch_density_score(network, autocast=self._autocast)
         network = self._network(network)
 
         def run(x, t):

@@ -36,7 +36,11 @@ def add_model_flags(parser: argparse.ArgumentParser, *, model_free: bool = True)
                         help="anomaly score (default: the trainer's own). Models: ensemble (DISYRE v2: mean over "
                         "levels of |P(x,t) - x|), singlestep, multistep (DISYRE v1), unconditional (|P(x) - x| of a "
                         "model without level input), residual (|x - P(x)| of DaeTrainer and VaeTrainer), segmentation "
-                        "(the predicted anomaly map of FpiSegmentationTrainer)." + free)
+                        "(the predicted anomaly map of FpiSegmentationTrainer and PiiTrainer), "
+                        "restoration (r-VAE, RVaeTrainer: "
+                        "|x - x_r|, x_r the MAP restoration of x under the VAE prior, 500 gradient steps), patch_density "
+                        "(CutPasteTrainer: Mahalanobis distance of sub-patch features under the Gaussian density of "
+                        "healthy ones, averaged over the sub-patches covering each pixel)." + free)
     parser.add_argument("--levels", nargs="+", type=int_at_least(0), default=None,
                         help="levels t of the ensemble, each in 0..T-1 (default: the plans', 0 25 50 75), or the one "
                         "level of singlestep; refused with other scores")

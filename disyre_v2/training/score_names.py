@@ -5,13 +5,15 @@ from __future__ import annotations
 
 # Scores of models trained with the level input t (DISYRE v2, DISYRE v1's multi-step restoration).
 LEVEL_SCORES = ("ensemble", "singlestep", "multistep")
-# Scores of a trained network: the level scores, |P(x) − x| without level input, the baselines'.
-MODEL_SCORES = LEVEL_SCORES + ("unconditional", "residual", "segmentation")
+# Scores of a trained network: the level scores, |P(x) − x| without level input, the baselines':
+# restoration (r-VAE: |x − x_r|, x_r the MAP restoration under the VAE prior, inference/latent_restoration.py)
+# and patch_density (CutPaste: Mahalanobis distance of sub-patch features, inference/patch_density.py).
+MODEL_SCORES = LEVEL_SCORES + ("unconditional", "residual", "segmentation", "restoration", "patch_density")
 # Scores that need no model and no training (model_free.py).
 MODEL_FREE_SCORES = ("intensity", "joint_histogram")
 ALL_SCORES = MODEL_SCORES + MODEL_FREE_SCORES
 # Scores that restore nothing, so there are no restorations to save.
-NON_RESTORING_SCORES = ("segmentation",) + MODEL_FREE_SCORES
+NON_RESTORING_SCORES = ("segmentation", "patch_density") + MODEL_FREE_SCORES
 
 
 def default_scores(conditional: bool) -> tuple[str, ...]:

@@ -12,11 +12,13 @@ from typing import Any
 from torch import nn
 
 from disyre_v2.training.network.unet import DisyreUNet
+from disyre_v2.training.network.cutpaste_net import CutPasteNet
 from disyre_v2.training.network.vae import ConvVAE
 
 NETWORK_REGISTRY: dict[str, type[nn.Module]] = {
     "DisyreUNet": DisyreUNet,
     "ConvVAE": ConvVAE,
+    "CutPasteNet": CutPasteNet,
 }
 
 

@@ -3,10 +3,16 @@ from __future__ import annotations
 
 from disyre_v2.training.trainer.base import DisyreTrainer
 from disyre_v2.training.trainer.baselines import BASELINE_TRAINERS
+from disyre_v2.training.trainer.cutpaste import CutPasteTrainer
+from disyre_v2.training.trainer.mood22 import Mood22Trainer
+from disyre_v2.training.trainer.pii import PiiTrainer
+from disyre_v2.training.trainer.rvae import RVaeTrainer
 from disyre_v2.training.trainer.variants import VARIANTS
 
-TRAINERS: dict[str, type[DisyreTrainer]] = {"DisyreTrainer": DisyreTrainer,
-                                            **{c.__name__: c for c in VARIANTS + BASELINE_TRAINERS}}
+# The comparison methods of the paper's Table 1 that have a module of their own (comparison.md).
+TABLE1_TRAINERS = [RVaeTrainer, PiiTrainer, CutPasteTrainer, Mood22Trainer]
+TRAINERS: dict[str, type[DisyreTrainer]] = {
+    "DisyreTrainer": DisyreTrainer, **{c.__name__: c for c in VARIANTS + BASELINE_TRAINERS + TABLE1_TRAINERS}}
 
 
 def trainer_names() -> list[str]:
