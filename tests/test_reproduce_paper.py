@@ -1,0 +1,191 @@
+"""benchmarks/reproduce_paper.py: the paper's experiments in one resumable command, end to end on small
+replicas of CamCAN, ATLAS and BraTS 2020 (tests/replicas.py: already skull-stripped and on the template
+grid, so no registration runs); the table writer on known inputs; the refusals."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from disyre_v2.evaluation.paper_tables import TableRow, cell_text, compare, markdown, write_table
+from tests.replicas import write_atlas, write_brats2020, write_camcan
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_paper.py"
+# The smallest network and batch that run every stage in seconds on a CPU (editing plans is supported).
+TINY_PLANS = {"batch": {"n_volumes": 2, "n_slices": 2}, "network.kwargs.widths": [8, 16],
+              "network.kwargs.attention_levels": [1], "network.kwargs.norm_groups": 4, "patch_size": [8, 8],
+              "anomaly_synthesis.foreign_patch_cache_size": 4, "training.warmup_steps": 1}
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("reproduce_paper", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reproduce_paper"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_replicas(base: Path) -> dict[str, Path]:
+    write_camcan(base / "camcan", raw=False, derivatives="flat")
+    write_atlas(base / "atlas", training=(("R001", "sub-r001s001"), ("R002", "sub-r002s001")), derivatives=True)
+    write_brats2020(base / "brats", cases=("BraTS20_Training_001", "BraTS20_Training_002"))
+    (base / "tiny.json").write_text(json.dumps(TINY_PLANS))
+    (base / "exclude.txt").write_text("# problem cases\nr002s001\n")
+    return {"camcan": base / "camcan", "atlas": base / "atlas", "brats": base / "brats"}
+
+
+def command(data: dict[str, Path], base: Path, output: Path, tables=("1", "2")) -> list[str]:
+    return ["--camcan", str(data["camcan"]), "--atlas", str(data["atlas"]), "--brats", str(data["brats"]),
+            "-o", str(output), "--configuration", "2d", "--steps", "2", "--seeds", "0", "--timing_steps", "1",
+            "--deterministic", "--plans_override", str(base / "tiny.json"), "-np", "0",
+            "--atlas_exclude", str(base / "exclude.txt"), "--tables", *tables]
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("paper")
+    data = write_replicas(base)
+    script = load_script()
+    with pytest.MonkeyPatch.context() as patch:
+        for key in ("DISYRE_raw", "DISYRE_preprocessed", "DISYRE_results"):
+            patch.setenv(key, str(base / "unused"))  # the script points these under -o; restored afterwards
+        patch.setenv("DISYRE_n_proc_DA", "0")
+        assert script.main(command(data, base, base / "work")) == 0
+    return script, data, base
+
+
+# -- the table writer on known inputs ---------------------------------------------------------------
+COLUMNS = [("ATLAS_ap", "ATLAS AP"), ("ATLAS_dice", "ATLAS [Dice]")]
+
+
+def test_table_writer_puts_the_paper_beside_the_mean_over_seeds(tmp_path):
+    rows = [TableRow("DISYRE v2", {"ATLAS_ap": 0.33, "ATLAS_dice": 0.45}, {"ATLAS_ap": [0.30, 0.32], "ATLAS_dice": [0.5, None]}),
+            TableRow("FAE", {"ATLAS_ap": 0.08, "ATLAS_dice": 0.18}, status="not built", note="weights")]
+    compared = compare(rows, COLUMNS)
+    cell = compared[0]["cells"]["ATLAS_ap"]
+    assert cell["ours"] == pytest.approx(0.31) and cell["difference"] == pytest.approx(-0.02)
+    assert cell["std"] == pytest.approx(0.01) and cell["seeds"] == 2
+    assert compared[0]["cells"]["ATLAS_dice"]["seeds"] == 1  # a seed without a value does not count
+    assert markdown(compared, COLUMNS).splitlines() == [
+        "| method | ATLAS AP | ATLAS [Dice] |",
+        "| --- | ---: | ---: |",
+        "| DISYRE v2 | 0.310 (0.33, -0.020) | 0.500 (0.45, +0.050) |",
+        "| FAE | not built (0.08) | not built (0.18) |",
+    ]
+    write_table(compared, COLUMNS, tmp_path / "t.md", tmp_path / "t.json", title="Table 1", notes=["Subset: all."],
+                metadata={"protocol": "disyre"})
+    text = (tmp_path / "t.md").read_text()
+    assert text.startswith("# Table 1\n") and text.endswith("- Subset: all.\n")
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["protocol"] == "disyre" and data["rows"][1]["status"] == "not built"
+    assert data["rows"][0]["cells"]["ATLAS_dice"] == {"paper": 0.45, "ours": 0.5, "difference": pytest.approx(0.05),
+                                                      "std": None, "seeds": 1, "per_seed": [0.5, None]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json", "t.md"]  # no temporary left
+
+
+def test_cell_without_our_figure_shows_a_dash():
+    assert cell_text({"paper": 0.5, "ours": None, "difference": None}, "ok") == "- (0.50, -)"
+
+
+# -- end to end ------------------------------------------------------------------------------------
+def test_straight_run_writes_both_tables_with_the_papers_figures(straight_run):
+    _, _, base = straight_run
+    work = base / "work"
+    table1 = json.loads((work / "tables" / "table1.json").read_text())
+    rows = {row["method"]: row for row in table1["rows"]}
+    assert table1["protocol"] == "disyre"
+    v2 = rows["DISYRE v2"]["cells"]
+    assert v2["BraTS-T2_ap"]["paper"] == 0.79 and 0 < v2["BraTS-T2_ap"]["ours"] <= 1
+    assert v2["BraTS-T2_ap"]["difference"] == pytest.approx(v2["BraTS-T2_ap"]["ours"] - 0.79)
+    assert rows["FAE"]["status"] == "not built" and rows["DAE"]["status"] == "not run"
+    table2 = json.loads((work / "tables" / "table2.json").read_text())
+    assert len(table2["rows"]) == 6 and all(row["status"] == "ok" for row in table2["rows"])
+    assert table2["atlas_excluded"] == ["sub-r002s001_ses-1"]
+    markdown_text = (work / "tables" / "table2.md").read_text()
+    assert "ATLAS without the 1 case(s) of --atlas_exclude" in markdown_text and "(1 of 2)" in markdown_text
+    assert "no median filter" in markdown_text and "mean of seeds" in markdown_text
+    # Table 2's ATLAS column is the subset's; Table 1's is all cases.
+    evaluation = work / "evaluation" / "ATLAS" / "DisyreTrainer__ensemble" / "seed_0"
+    assert (evaluation / "disyre_table2_subset.json").is_file() and (evaluation / "exact.json").is_file()
+    subset = json.loads((evaluation / "disyre_table2_subset.json").read_text())
+    assert table2["rows"][0]["cells"]["ATLAS_ap"]["ours"] == pytest.approx(subset["pooled"]["average_precision"])
+    # One map per seed, written without the median filter.
+    sidecar = json.loads((work / "maps" / "BraTS-T1" / "DisyreTrainer__ensemble" / "seed_0" /
+                          ".BraTS20_Training_001.json").read_text())
+    assert sidecar["median_filter_size"] == 0
+    assert json.loads((work / "timing" / "estimate.json").read_text())["step_s"] > 0
+
+
+def test_killed_run_continues_without_redoing_finished_stages(straight_run, tmp_path, monkeypatch):
+    script, data, base = straight_run
+    work = tmp_path / "work"
+    for key in ("DISYRE_raw", "DISYRE_preprocessed", "DISYRE_results"):
+        monkeypatch.setenv(key, str(tmp_path / "unused"))
+    monkeypatch.setenv("DISYRE_n_proc_DA", "0")
+
+    def kill_after_first_model(stage, key):
+        if stage == "train":
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(script, "STAGE_HOOK", kill_after_first_model)
+    with pytest.raises(KeyboardInterrupt):
+        script.main(command(data, base, work, tables=("1",)))
+    first = next(work.glob("results/*/*/fold_all_seed_0/checkpoint_final.pth"))
+    stamp = first.stat().st_mtime_ns
+    assert not (work / "tables").exists()
+
+    # Without --continue the earlier run is refused; with it, it finishes.
+    assert script.main(command(data, base, work, tables=("1",))) == 2
+    monkeypatch.setattr(script, "STAGE_HOOK", lambda stage, key: None)
+    assert script.main(command(data, base, work, tables=("1",)) + ["--continue"]) == 0
+    assert first.stat().st_mtime_ns == stamp  # the model trained before the kill was not trained again
+    resumed = json.loads((work / "tables" / "table1.json").read_text())["rows"]
+    straight = json.loads((base / "work" / "tables" / "table1.json").read_text())["rows"]
+    assert resumed == straight  # deterministic training: the same table as a straight run
+
+
+# -- refusals ---------------------------------------------------------------------------------------
+def refused(script, argv, capsys) -> str:
+    assert script.main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_missing_dataset_folder_is_refused_before_anything_is_written(straight_run, tmp_path, capsys):
+    script, data, base = straight_run
+    argv = command({**data, "brats": tmp_path / "no_brats"}, base, tmp_path / "work")
+    assert "the --brats folder does not exist" in refused(script, argv, capsys)
+    assert not (tmp_path / "work").exists()
+
+
+def test_exclusion_list_with_unknown_ids_is_refused(straight_run, tmp_path, capsys):
+    script, data, base = straight_run
+    (tmp_path / "exclude.txt").write_text("r002s001\nr999s999\n")
+    argv = command(data, base, tmp_path / "work")
+    argv[argv.index("--atlas_exclude") + 1] = str(tmp_path / "exclude.txt")
+    error = refused(script, argv, capsys)
+    assert "1 id(s) of --atlas_exclude name no ATLAS case" in error and "r999s999" in error
+    assert not (tmp_path / "work").exists()
+
+
+def test_unknown_method_is_refused(straight_run, tmp_path, capsys):
+    script, data, base = straight_run
+    error = refused(script, command(data, base, tmp_path / "work") + ["--methods", "NoSuchTrainer"], capsys)
+    assert "unknown method 'NoSuchTrainer' in --methods" in error and "DaeTrainer (DAE)" in error
+    assert not (tmp_path / "work").exists()
+
+
+def test_raw_scans_without_template_are_refused(straight_run, tmp_path, capsys):
+    script, data, base = straight_run
+    write_camcan(tmp_path / "camcan_raw", raw=True, derivatives=None)
+    error = refused(script, command({**data, "camcan": tmp_path / "camcan_raw"}, base, tmp_path / "work"), capsys)
+    assert "need preparation" in error and "--template" in error
+
+
+def test_help_documents_the_flags():
+    text = load_script().build_parser().format_help()
+    for flag in ("--camcan", "--atlas", "--brats", "--template", "--atlas_exclude", "--steps", "--seeds", "--device",
+                 "--tables", "--methods", "--continue"):
+        assert flag in text
