@@ -97,3 +97,27 @@ class BlobLibrary:
 def get_blob_library(size: int, seed: int = DEFAULT_LIBRARY_SEED) -> BlobLibrary:
     """The process-wide library for (size, seed), built on first use."""
     return BlobLibrary(size, seed)
+
+
+class LazyBlobLibrary:
+    """``library``: the blob library of ``library_size()`` blobs (seed ``library_seed``, None: the default),
+    built on first use and shared per process (lru_cache), never pickled into worker processes."""
+
+    library_seed: int | None = None
+    _library: BlobLibrary | None = None
+
+    def library_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def library(self) -> BlobLibrary:
+        if self._library is None:
+            size = self.library_size()
+            self._library = (get_blob_library(size) if self.library_seed is None
+                             else get_blob_library(size, self.library_seed))
+        return self._library
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_library"] = None
+        return state

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from disyre_v2.training.anomalies.blob_library import BlobLibrary, get_blob_library
+from disyre_v2.training.anomalies.blob_library import LazyBlobLibrary
 from disyre_v2.training.anomalies.config import AnomalySynthesisConfig
 
 
@@ -71,27 +71,16 @@ def blur_mask(mask: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(ndimage.gaussian_filter(mask, sigma=sigma, mode="constant", cval=0.0), 0.0, 1.0)
 
 
-class ShapeSampler:
+class ShapeSampler(LazyBlobLibrary):
     """Draws random canvas masks following the plans; owns no RNG (the caller passes one)."""
 
     def __init__(self, config: AnomalySynthesisConfig, library_seed: int | None = None):
         self.config = config
         self.library_seed = library_seed
-        self._library: BlobLibrary | None = None
+        self._library = None
 
-    @property
-    def library(self) -> BlobLibrary:
-        # Built lazily and shared per process (lru_cache), never pickled with the sampler.
-        if self._library is None:
-            size = self.config.irregular_library_size
-            self._library = (get_blob_library(size) if self.library_seed is None
-                             else get_blob_library(size, self.library_seed))
-        return self._library
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_library"] = None
-        return state
+    def library_size(self) -> int:
+        return self.config.irregular_library_size
 
     def draw(self, rng: np.random.Generator, kind: str | None = None) -> tuple[np.ndarray, str]:
         """A binary shape on the canvas and its kind (chosen with the plans' probabilities)."""

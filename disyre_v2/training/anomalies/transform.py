@@ -21,7 +21,22 @@ from disyre_v2.training.anomalies.synthesis import AnomalySynthesizer
 from disyre_v2.training.schedule import SeverityScheduler
 
 
-class AnomalySynthesisTransform(AbstractTransform):
+class ForeignPatchCacheState:
+    """state_dict / load_state_dict of a transform whose ``synthesizer`` keeps a foreign-patch ``cache``:
+    what a resumed run needs besides the seed (the cache's crops, as a torch tensor)."""
+
+    synthesizer: object
+
+    def state_dict(self) -> dict:
+        crops = self.synthesizer.cache.state_dict()["crops"]
+        return {"cache_crops": None if crops is None else torch.from_numpy(crops)}
+
+    def load_state_dict(self, state: dict) -> None:
+        crops = state.get("cache_crops")
+        self.synthesizer.cache.load_state_dict({"crops": None if crops is None else crops.cpu().numpy()})
+
+
+class AnomalySynthesisTransform(ForeignPatchCacheState, AbstractTransform):
     def __init__(self, config: AnomalySynthesisConfig, seed: int | None = None,
                  scheduler: SeverityScheduler | None = None, library_seed: int | None = None,
                  data_key: str = "data", mask_key: str = "mask", target_key: str = "target"):
@@ -45,14 +60,6 @@ class AnomalySynthesisTransform(AbstractTransform):
         """
         self.synthesizer.reseed(seed)
 
-    def state_dict(self) -> dict:
-        """What a resumed run needs besides the seed: the foreign-patch cache (as a torch tensor)."""
-        crops = self.synthesizer.cache.state_dict()["crops"]
-        return {"cache_crops": None if crops is None else torch.from_numpy(crops)}
-
-    def load_state_dict(self, state: dict) -> None:
-        crops = state.get("cache_crops")
-        self.synthesizer.cache.load_state_dict({"crops": None if crops is None else crops.cpu().numpy()})
 
     @property
     def config(self) -> AnomalySynthesisConfig:

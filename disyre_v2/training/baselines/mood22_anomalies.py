@@ -30,14 +30,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from batchgenerators.transforms.abstract_transforms import AbstractTransform
 from scipy import ndimage
 
-from disyre_v2.training.anomalies.blob_library import BlobLibrary, get_blob_library
+from disyre_v2.training.anomalies.blob_library import LazyBlobLibrary
 from disyre_v2.training.anomalies.placement import canvas_window, choose_centre
 from disyre_v2.training.anomalies.shapes import draw_disc, draw_irregular, rotate_shape
 from disyre_v2.training.anomalies.texture import ForeignPatchCache
+from disyre_v2.training.anomalies.transform import ForeignPatchCacheState
 
 SHAPE_KINDS = ("rectangle", "disc", "irregular")  # the entry's RandomSquare, RandomSphere, RandomMask
 
@@ -151,7 +151,7 @@ def interpolate(x: np.ndarray, foreign: np.ndarray, weight: np.ndarray) -> np.nd
     return ((1.0 - weight) * x + weight * foreign).astype(np.float32)
 
 
-class Mood22Synthesizer:
+class Mood22Synthesizer(LazyBlobLibrary):
     """Corrupts a batch (B, C, H, W) with the entry's anomalies; owns its Generator and fp cache."""
 
     def __init__(self, params: Mood22Parameters | None = None, seed=None, library_seed: int | None = None):
@@ -159,21 +159,10 @@ class Mood22Synthesizer:
         self.rng = np.random.default_rng(seed)
         self.cache = ForeignPatchCache(self.params.cache_size)
         self.library_seed = library_seed
-        self._library: BlobLibrary | None = None
+        self._library = None
 
-    @property
-    def library(self) -> BlobLibrary:
-        # Built lazily and shared per process (lru_cache), never pickled into the workers.
-        if self._library is None:
-            size = self.params.library_size
-            self._library = (get_blob_library(size) if self.library_seed is None
-                             else get_blob_library(size, self.library_seed))
-        return self._library
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_library"] = None
-        return state
+    def library_size(self) -> int:
+        return self.params.library_size
 
     def reseed(self, seed) -> None:
         self.rng = np.random.default_rng(seed)
@@ -241,7 +230,7 @@ class Mood22Synthesizer:
         return interpolate(x, placed, weight), weight
 
 
-class Mood22AnomalyTransform(AbstractTransform):
+class Mood22AnomalyTransform(ForeignPatchCacheState, AbstractTransform):
     """Batch transform: ``data`` → x', ``target`` = clean x, ``t`` = 0 (no level input), ``label``
     (B, 1, H, W) float32 = L, ``anomaly_mask`` = L as well (the figures' key). Picklable; the
     loader reseeds it per batch (``reseed``); ``state_dict`` holds the fp cache for an exact resume."""
@@ -252,13 +241,6 @@ class Mood22AnomalyTransform(AbstractTransform):
     def reseed(self, seed) -> None:
         self.synthesizer.reseed(seed)
 
-    def state_dict(self) -> dict:
-        crops = self.synthesizer.cache.state_dict()["crops"]
-        return {"cache_crops": None if crops is None else torch.from_numpy(crops)}
-
-    def load_state_dict(self, state: dict) -> None:
-        crops = state.get("cache_crops")
-        self.synthesizer.cache.load_state_dict({"crops": None if crops is None else crops.cpu().numpy()})
 
     def __call__(self, **data_dict):
         if "data" not in data_dict:
