@@ -15,7 +15,8 @@ from disyre_v2.training.trainer.checkpoint import load_checkpoint
 from disyre_v2.training.trainer.registry import get_trainer_class
 from tests.trainer_fixtures import crash_then_resume, make_preprocessed_dataset, point_environment_at
 
-TRAINERS = {"DaeTrainer": "residual", "VaeTrainer": "residual", "FpiSegmentationTrainer": "segmentation"}
+TRAINERS = {"DaeTrainer": "residual", "VaeTrainer": "residual", "FpiSegmentationTrainer": "segmentation",
+            "PiiTrainer": "segmentation", "Mood22Trainer": "segmentation"}
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """MOOD22 (Naval Marimont and Tarroni, 2023): the anomaly generator on tiny arrays with known answers,
-its seeding, the loss; end to end through the CLI, exact resume, and two gloo ranks under torchrun."""
+its seeding, the loss, and two gloo ranks under torchrun. Train → predict → evaluate through the CLI and exact
+resume: tests/test_comparison_cli.py, whose TRAINERS include Mood22Trainer."""
 import math
 import multiprocessing
 import os
@@ -10,18 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from disyre_v2.run import train as train_cli
 from disyre_v2.training.anomalies.shapes import draw_disc
 from disyre_v2.training.baselines.mood22_anomalies import (SHAPE_KINDS, Mood22AnomalyTransform, Mood22Parameters,
                                                            Mood22Synthesizer, augment_foreign_patch, interpolate,
                                                            place_disc, place_rectangle, smooth_mask, smoothing_kernel)
-from disyre_v2.training.run_training import train
 from disyre_v2.training.trainer.checkpoint import load_checkpoint
 from disyre_v2.training.trainer.mood22 import Mood22Trainer
 from disyre_v2.training.trainer.registry import get_trainer_class
-from tests.test_comparison_cli import dataset, env, predict_and_evaluate  # noqa: F401 (fixtures)
+from tests.test_comparison_cli import dataset  # noqa: F401 (fixture)
 from tests.test_distributed_training import torchrun
-from tests.trainer_fixtures import crash_then_resume
 
 # No foreign-patch augmentation: the foreign patch is the other sample's crop, unchanged.
 PLAIN = replace(Mood22Parameters(), fp_shift_probability=0.0, fp_noise_probability=0.0, fp_rotation_probability=0.0)
@@ -182,31 +180,6 @@ def test_loss_is_bce_on_the_soft_label():
     assert trainer.loss(logits, batch).item() == pytest.approx(math.log(4 / 3), rel=1e-6)
     assert Mood22Trainer.scores == ("segmentation",) and not Mood22Trainer.conditional
     assert get_trainer_class("Mood22Trainer") is Mood22Trainer
-
-
-def test_train_predict_evaluate_through_the_cli(env):
-    root, name, tmp_path = env
-    assert train_cli.main(["1", "2d_small", "all", "-tr", "Mood22Trainer", "--steps", "3"]) == 0
-    run = tmp_path / "results" / name / "Mood22Trainer__DisyrePlans__2d_small" / "fold_all_seed_0"
-    state = torch.load(run / "checkpoint_final.pth", weights_only=True)
-    assert state["trainer_name"] == "Mood22Trainer" and state["scores"] == ["segmentation"] and state["step"] == 3
-    assert '"out_channels": 1' in state["network_plans"]
-    summary, sidecar = predict_and_evaluate(root, name, tmp_path / "maps", "-tr", "Mood22Trainer")
-    assert sidecar["score"] == "segmentation" and sidecar["levels"] == []
-    assert "volume_level" in summary
-
-
-def test_resume_reaches_the_uninterrupted_weights(env, monkeypatch):
-    root, name, tmp_path = env
-    straight = train(1, "2d_small", 0, trainer="Mood22Trainer", seed=2, num_steps=4, val_every=2, deterministic=True)
-    reference = load_checkpoint(straight / "checkpoint_final.pth")["network"]
-    monkeypatch.setenv("DISYRE_results", str(tmp_path / "second"))
-    resumed = crash_then_resume(monkeypatch, Mood22Trainer, 2, 1, "2d_small", 0, trainer="Mood22Trainer",
-                                seed=2, num_steps=4, val_every=2, deterministic=True)
-    final = load_checkpoint(resumed / "checkpoint_final.pth")["network"]
-    assert final.keys() == reference.keys()
-    for key in reference:
-        torch.testing.assert_close(final[key], reference[key], rtol=0, atol=0)
 
 
 def test_two_gloo_ranks_keep_identical_parameters(dataset, tmp_path):

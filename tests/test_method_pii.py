@@ -1,21 +1,16 @@
 """PII (Poisson Image Interpolation, Tan et al., MICCAI 2021): the Poisson blend on tiny arrays with
-known answers, the seeded transform and its label, and the trainer through the CLI (train → predict →
-evaluate, exact resume)."""
+known answers, the seeded transform and its label, the trainer's loss. Train → predict → evaluate through
+the CLI and exact resume: tests/test_comparison_cli.py, whose TRAINERS include PiiTrainer."""
 import numpy as np
 import pytest
 import scipy.sparse
 import torch
 from scipy.sparse.linalg import spsolve
 
-from disyre_v2.run import train as train_cli
 from disyre_v2.training.baselines.poisson_interpolation import (
     NEIGHBOURS, PoissonInterpolationTransform, guidance_divergence, poisson_interpolate, sample_region)
-from disyre_v2.training.run_training import train
-from disyre_v2.training.trainer.checkpoint import load_checkpoint
 from disyre_v2.training.trainer.pii import PiiTrainer
 from disyre_v2.training.trainer.registry import get_trainer_class
-from tests.test_comparison_cli import dataset, env, predict_and_evaluate  # noqa: F401  (fixtures)
-from tests.trainer_fixtures import crash_then_resume
 
 ROWS, COLS = slice(2, 8), slice(1, 8)  # Ω inside a 10 × 9 slice
 
@@ -199,28 +194,3 @@ def test_the_trainer_predicts_one_logit_map_and_is_registered():
     assert trainer.loss(prediction, {"label": label}).item() == pytest.approx(np.log(2.0))
     assert isinstance(trainer.synthesis_transform(0), PoissonInterpolationTransform)
     assert trainer.target_transforms() == []
-
-
-# -- through the CLI -----------------------------------------------------------------------------
-def test_train_predict_evaluate(env):
-    root, name, tmp_path = env
-    assert train_cli.main(["1", "2d_small", "all", "-tr", "PiiTrainer", "--steps", "3"]) == 0
-    run = tmp_path / "results" / name / "PiiTrainer__DisyrePlans__2d_small" / "fold_all_seed_0"
-    state = torch.load(run / "checkpoint_final.pth", weights_only=True)
-    assert state["trainer_name"] == "PiiTrainer" and state["scores"] == ["segmentation"] and state["step"] == 3
-    summary, sidecar = predict_and_evaluate(root, name, tmp_path / "maps", "-tr", "PiiTrainer")
-    assert sidecar["score"] == "segmentation" and sidecar["levels"] == []
-    assert "volume_level" in summary
-
-
-def test_resume_reaches_the_uninterrupted_weights(env, monkeypatch):
-    root, name, tmp_path = env
-    straight = train(1, "2d_small", 0, trainer="PiiTrainer", seed=2, num_steps=4, val_every=2, deterministic=True)
-    reference = load_checkpoint(straight / "checkpoint_final.pth")["network"]
-    monkeypatch.setenv("DISYRE_results", str(tmp_path / "second"))
-    resumed = crash_then_resume(monkeypatch, PiiTrainer, 2, 1, "2d_small", 0, trainer="PiiTrainer", seed=2,
-                                num_steps=4, val_every=2, deterministic=True)
-    final = load_checkpoint(resumed / "checkpoint_final.pth")["network"]
-    assert final.keys() == reference.keys()
-    for key in reference:
-        torch.testing.assert_close(final[key], reference[key], rtol=0, atol=0)
