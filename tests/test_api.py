@@ -17,7 +17,7 @@ from disyre_v2.errors import UserError
 from disyre_v2.run import export_model as export_cli
 from disyre_v2.run import predict as predict_cli
 from disyre_v2.run import train as train_cli
-from tests.trainer_fixtures import make_preprocessed_dataset, point_environment_at
+from tests.trainer_fixtures import make_environment, make_preprocessed_dataset, point_environment_at
 
 PAGE = Path(__file__).resolve().parents[1] / "documentation" / "how_to" / "share_model.md"
 
@@ -31,9 +31,7 @@ def trained(tmp_path_factory):
     """Two seeds of fold 0 on Dataset001_Tiny, exported and unzipped as brains_2d_small/."""
     root = tmp_path_factory.mktemp("api")
     with pytest.MonkeyPatch.context() as patch:
-        point_environment_at(patch, root)
-        for sub in ("raw", "pre", "res"):
-            (root / sub).mkdir(exist_ok=True)
+        make_environment(patch, root)
         name = make_preprocessed_dataset(root, n_train=5, n_test=2)
         for seed in ("0", "1"):
             assert train_cli.main(["1", "2d_small", "0", "--steps", "2", "--seed", seed]) == 0

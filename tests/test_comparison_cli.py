@@ -13,7 +13,7 @@ from disyre_v2.run import train as train_cli
 from disyre_v2.training.run_training import train
 from disyre_v2.training.trainer.checkpoint import load_checkpoint
 from disyre_v2.training.trainer.registry import get_trainer_class
-from tests.trainer_fixtures import crash_then_resume, make_preprocessed_dataset, point_environment_at
+from tests.trainer_fixtures import crash_then_resume, make_environment, make_preprocessed_dataset, point_environment_at
 
 TRAINERS = {"DaeTrainer": "residual", "VaeTrainer": "residual", "FpiSegmentationTrainer": "segmentation",
             "PiiTrainer": "segmentation", "Mood22Trainer": "segmentation"}
@@ -23,9 +23,7 @@ TRAINERS = {"DaeTrainer": "residual", "VaeTrainer": "residual", "FpiSegmentation
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("comparison")
     with pytest.MonkeyPatch.context() as patch:
-        point_environment_at(patch, root)
-        for sub in ("raw", "pre", "res"):
-            (root / sub).mkdir(exist_ok=True)
+        make_environment(patch, root)
         name = make_preprocessed_dataset(root, channels=("T1", "T2"))
     return root, name
 

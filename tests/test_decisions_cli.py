@@ -17,16 +17,14 @@ from disyre_v2.run import calibrate as calibrate_cli
 from disyre_v2.run import evaluate as evaluate_cli
 from disyre_v2.run import predict as predict_cli
 from disyre_v2.run import train as train_cli
-from tests.trainer_fixtures import make_preprocessed_dataset, point_environment_at
+from tests.trainer_fixtures import make_environment, make_preprocessed_dataset, point_environment_at
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("decisions")
     with pytest.MonkeyPatch.context() as patch:
-        point_environment_at(patch, root)
-        for sub in ("raw", "pre", "res"):
-            (root / sub).mkdir(exist_ok=True)
+        make_environment(patch, root)
         name = make_preprocessed_dataset(root, n_train=5, n_test=3)
         for fold in ("0", "1"):
             assert train_cli.main(["1", "2d_small", fold, "--steps", "2"]) == 0

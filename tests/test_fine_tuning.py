@@ -10,16 +10,14 @@ from disyre_v2.run import train as cli
 from disyre_v2.training.run_training import train
 from disyre_v2.training.trainer.base import DisyreTrainer
 from disyre_v2.training.trainer.checkpoint import IncompatibleCheckpointError, load_checkpoint, save_checkpoint
-from tests.trainer_fixtures import make_preprocessed_dataset, point_environment_at
+from tests.trainer_fixtures import make_environment, make_preprocessed_dataset, point_environment_at
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("fine_tuning")
     with pytest.MonkeyPatch.context() as patch:
-        for key, sub in (("DISYRE_raw", "raw"), ("DISYRE_preprocessed", "pre"), ("DISYRE_results", "res")):
-            (root / sub).mkdir(exist_ok=True)
-            patch.setenv(key, str(root / sub))
+        make_environment(patch, root)
         name = make_preprocessed_dataset(root)
     return root, name
 
@@ -174,9 +172,7 @@ def test_torchrun_fine_tunes_on_two_gloo_ranks(tmp_path):
     env = dict(os.environ, DISYRE_raw=str(tmp_path / "raw"), DISYRE_preprocessed=str(tmp_path / "pre"),
                DISYRE_results=str(tmp_path / "res"), DISYRE_n_proc_DA="0", OMP_NUM_THREADS="1")
     with pytest.MonkeyPatch.context() as patch:
-        for key, sub in (("DISYRE_raw", "raw"), ("DISYRE_preprocessed", "pre"), ("DISYRE_results", "res")):
-            (tmp_path / sub).mkdir()
-            patch.setenv(key, str(tmp_path / sub))
+        make_environment(patch, tmp_path)
         name = make_preprocessed_dataset(tmp_path)
         source = train(1, "2d_small", 0, trainer="DisyreTrainer_debug", seed=0, num_steps=2) / "checkpoint_final.pth"
     tuned = torchrun(["1", "2d_small", "1", "-tr", "DisyreTrainer_debug", "--steps", "2", "--val_every", "2",

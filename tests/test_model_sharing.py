@@ -19,7 +19,7 @@ from disyre_v2.run import export_model as export_cli
 from disyre_v2.run import install_model as install_cli
 from disyre_v2.run import predict as predict_cli
 from disyre_v2.run import train as train_cli
-from tests.trainer_fixtures import make_preprocessed_dataset, point_environment_at
+from tests.trainer_fixtures import make_environment, make_preprocessed_dataset, point_environment_at
 
 MODEL = "DisyreTrainer__DisyrePlans__2d_small"
 
@@ -29,9 +29,7 @@ def trained(tmp_path_factory):
     """Dataset001_Tiny with two trained seeds of fold 0, a calibration, and their export."""
     root = tmp_path_factory.mktemp("sharing")
     with pytest.MonkeyPatch.context() as patch:
-        point_environment_at(patch, root)
-        for sub in ("raw", "pre", "res"):
-            (root / sub).mkdir(exist_ok=True)
+        make_environment(patch, root)
         name = make_preprocessed_dataset(root, n_train=5, n_test=2)
         for seed in ("0", "1"):
             assert train_cli.main(["1", "2d_small", "0", "--steps", "2", "--seed", seed]) == 0

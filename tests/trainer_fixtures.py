@@ -42,6 +42,13 @@ def point_environment_at(patch, root: Path, results: Path | None = None) -> None
     patch.setenv("DISYRE_n_proc_DA", "0")
 
 
+def make_environment(patch, root: Path) -> None:
+    """``root``'s raw, pre and res folders, made, and the environment pointed at them."""
+    for sub in ("raw", "pre", "res"):
+        (root / sub).mkdir(exist_ok=True)
+    point_environment_at(patch, root)
+
+
 def crash_then_resume(patch, trainer_class: type, crash_at_step: int, *train_args, **train_kwargs) -> Path:
     """``train(*train_args, **train_kwargs)`` crashing (KeyboardInterrupt) when ``trainer_class``'s
     step reaches ``crash_at_step``, then continued with ``resume=True``; returns the run folder."""
