@@ -16,9 +16,15 @@ def torchrun(args, env, timeout=300):
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def gloo_environment(data_root, results) -> dict:
+    """The environment of a torchrun on CPU: data under ``data_root``'s raw and pre, runs under
+    ``results``, in-process augmentation, one thread per rank."""
+    return dict(os.environ, DISYRE_raw=str(data_root / "raw"), DISYRE_preprocessed=str(data_root / "pre"),
+                DISYRE_results=str(results), DISYRE_n_proc_DA="0", OMP_NUM_THREADS="1")
+
+
 def test_two_gloo_ranks_train_resume_and_agree(tmp_path):
-    env = dict(os.environ, DISYRE_raw=str(tmp_path / "raw"), DISYRE_preprocessed=str(tmp_path / "pre"),
-               DISYRE_results=str(tmp_path / "res"), DISYRE_n_proc_DA="0", OMP_NUM_THREADS="1")
+    env = gloo_environment(tmp_path, tmp_path / "res")
     for key in ("raw", "pre", "res"):
         (tmp_path / key).mkdir()
     old = {k: os.environ.get(k) for k in ("DISYRE_raw", "DISYRE_preprocessed", "DISYRE_results")}

@@ -166,11 +166,8 @@ def test_a_second_acquisition_changes_the_scanner_not_the_subject(tmp_path, monk
 
 def test_torchrun_fine_tunes_on_two_gloo_ranks(tmp_path):
     """Both ranks start from the given weights and end identical; rank 0 records the source checkpoint."""
-    import os
-
-    from tests.test_distributed_training import torchrun
-    env = dict(os.environ, DISYRE_raw=str(tmp_path / "raw"), DISYRE_preprocessed=str(tmp_path / "pre"),
-               DISYRE_results=str(tmp_path / "res"), DISYRE_n_proc_DA="0", OMP_NUM_THREADS="1")
+    from tests.test_distributed_training import gloo_environment, torchrun
+    env = gloo_environment(tmp_path, tmp_path / "res")
     with pytest.MonkeyPatch.context() as patch:
         make_environment(patch, tmp_path)
         name = make_preprocessed_dataset(tmp_path)

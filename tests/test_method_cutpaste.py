@@ -247,12 +247,9 @@ def test_resume_reaches_the_uninterrupted_weights_and_density(env, monkeypatch):
 
 def test_two_gloo_ranks_train_and_rank_0_fits_the_density(dataset, tmp_path):
     """Under torchrun the ranks train one network; rank 0 alone fits the density into checkpoint_final.pth."""
-    import os
-
-    from tests.test_distributed_training import torchrun
+    from tests.test_distributed_training import gloo_environment, torchrun
     root, name = dataset
-    env_vars = dict(os.environ, DISYRE_raw=str(root / "raw"), DISYRE_preprocessed=str(root / "pre"),
-                    DISYRE_results=str(tmp_path / "res"), DISYRE_n_proc_DA="0", OMP_NUM_THREADS="1")
+    env_vars = gloo_environment(root, tmp_path / "res")
     result = torchrun(["1", "2d_small", "0", "-tr", "CutPasteTrainer", "--steps", "3"], env_vars)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "res" / name / "CutPasteTrainer__DisyrePlans__2d_small" / "fold_0_seed_0"

@@ -3,7 +3,6 @@ its seeding, the loss, and two gloo ranks under torchrun. Train → predict → 
 resume: tests/test_comparison_cli.py, whose TRAINERS include Mood22Trainer."""
 import math
 import multiprocessing
-import os
 import pickle
 from dataclasses import replace
 
@@ -19,7 +18,7 @@ from disyre_v2.training.trainer.checkpoint import load_checkpoint
 from disyre_v2.training.trainer.mood22 import Mood22Trainer
 from disyre_v2.training.trainer.registry import get_trainer_class
 from tests.test_comparison_cli import dataset  # noqa: F401 (fixture)
-from tests.test_distributed_training import torchrun
+from tests.test_distributed_training import gloo_environment, torchrun
 
 # No foreign-patch augmentation: the foreign patch is the other sample's crop, unchanged.
 PLAIN = replace(Mood22Parameters(), fp_shift_probability=0.0, fp_noise_probability=0.0, fp_rotation_probability=0.0)
@@ -184,8 +183,7 @@ def test_loss_is_bce_on_the_soft_label():
 
 def test_two_gloo_ranks_keep_identical_parameters(dataset, tmp_path):
     root, name = dataset
-    env_vars = dict(os.environ, DISYRE_raw=str(root / "raw"), DISYRE_preprocessed=str(root / "pre"),
-                    DISYRE_results=str(tmp_path / "res"), DISYRE_n_proc_DA="0", OMP_NUM_THREADS="1")
+    env_vars = gloo_environment(root, tmp_path / "res")
     result = torchrun(["1", "2d_small", "0", "-tr", "Mood22Trainer", "--steps", "3"], env_vars)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "res" / name / "Mood22Trainer__DisyrePlans__2d_small" / "fold_0_seed_0"
