@@ -34,7 +34,6 @@ from typing import Callable, Protocol
 
 import torch
 
-from disyre_v2.errors import UserError
 from disyre_v2.training.network.vae import kl_divergence
 
 logger = logging.getLogger(__name__)
@@ -67,17 +66,6 @@ class RestorationSettings:
 
     def describe(self) -> dict:
         return asdict(self)
-
-
-def check_restoration_backend(backend: str, compile: bool) -> None:
-    """The restoration differentiates the network: onnxruntime gives no gradients, and the compiled
-    forward pass (CompiledNetwork) is not what it calls. Refused in one line each."""
-    if backend != "torch":
-        raise UserError(f"--score restoration takes gradients through the VAE, which --backend {backend} cannot give",
-                        fix="use --backend torch (the default)")
-    if compile:
-        raise UserError("--score restoration runs the VAE's encoder and decoder eagerly, with gradients; "
-                        "--compile on does not apply to it", fix="leave --compile at auto or off")
 
 
 def total_variation(difference: torch.Tensor) -> torch.Tensor:

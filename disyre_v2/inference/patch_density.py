@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from disyre_v2.errors import UserError
 
 # Sub-patches per encoder call: bounds the memory of one forward pass (a 2d_small window has 29 × 29 = 841).
 MAX_SUB_PATCHES = 16384
@@ -79,14 +78,3 @@ def patch_density_score(network: torch.nn.Module, autocast: Callable = nullconte
         return patch_scores_to_pixels(scores, tuple(windows.shape[-2:]), patch, stride), windows.float()
 
     return score
-
-
-def check_patch_density_backend(backend: str, compile: bool) -> None:
-    """The score calls the encoder and the density buffers, not the network's forward pass: onnxruntime's
-    exported forward (the logits) and the compiled forward do not apply. Refused in one line each."""
-    if backend != "torch":
-        raise UserError(f"--score patch_density runs the CutPaste encoder on sub-patches, which --backend {backend} "
-                        f"does not export", fix="use --backend torch (the default)")
-    if compile:
-        raise UserError("--score patch_density runs the CutPaste encoder eagerly; --compile on does not apply to it",
-                        fix="leave --compile at auto or off")

@@ -14,11 +14,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from disyre_v2.errors import UserError
 from disyre_v2.imageio.geometry import Geometry
 from disyre_v2.inference.compilation import CompiledNetwork
-from disyre_v2.inference.latent_restoration import RestorationSettings, check_restoration_backend, restoration_score
+from disyre_v2.inference.latent_restoration import RestorationSettings, restoration_score
 from disyre_v2.inference.model_loading import LoadedModel, load_models
-from disyre_v2.inference.patch_density import check_patch_density_backend, patch_density_score
+from disyre_v2.inference.patch_density import patch_density_score
 from disyre_v2.inference.onnx_backend import check_backend, onnxruntime_models
 from disyre_v2.inference.scores import (
     SCORE_NAMES,
@@ -30,7 +31,7 @@ from disyre_v2.inference.scores import (
     unconditional_score,
 )
 from disyre_v2.inference.postprocessing import check_median_filter_size, median_filter_map, median_filter_torch
-from disyre_v2.training.score_names import LEVEL_SCORES
+from disyre_v2.training.score_names import EAGER_TORCH_SCORES, LEVEL_SCORES
 from disyre_v2.inference.sliding_window import sliding_window_scores
 from disyre_v2.planning.plans import get_configuration, load_plans
 from disyre_v2.preprocessing.inverse import extend_beyond_mask, restore_to_raw
@@ -39,6 +40,19 @@ from disyre_v2.preprocessing.preprocessor import check_channel_count, preprocess
 from disyre_v2.training.schedule import SeverityScheduler
 
 PRECISIONS = ("fp32", "bf16")  # of the network's forward pass; the blending is float32 either way
+
+
+def check_eager_torch_score(score: str | None, backend: str, compile: bool) -> None:
+    """The scores that call parts of the network themselves run in eager torch: --backend onnxruntime
+    (which exports the forward pass only, without gradients) and --compile on are refused in one line."""
+    if score not in EAGER_TORCH_SCORES:
+        return
+    if backend != "torch":
+        raise UserError(f"--score {score} {EAGER_TORCH_SCORES[score]}, which --backend {backend} cannot give",
+                        fix="use --backend torch (the default)")
+    if compile:
+        raise UserError(f"--score {score} {EAGER_TORCH_SCORES[score]} eagerly; --compile on does not apply to it",
+                        fix="leave --compile at auto or off")
 
 
 class DisyrePredictor:
@@ -83,14 +97,11 @@ class DisyrePredictor:
         self.precision = precision
         # torch.compile by default on CUDA (2.7x the eager throughput measured on an H200 in issue 13),
         # with batches of one fixed shape; eager on CPU, where compilation costs more than it saves.
-        self.compile = (self.device.type == "cuda" and score not in ("restoration", "patch_density")
+        self.compile = (self.device.type == "cuda" and score not in EAGER_TORCH_SCORES
                         ) if compile is None else bool(compile)
         self._networks: dict[int, object] = {}
         # --backend onnxruntime: the same networks exported to ONNX and run by onnxruntime (CPU, fp32).
-        if score == "restoration":  # gradient steps through the network: torch, eager
-            check_restoration_backend(backend, self.compile)
-        if score == "patch_density":  # CutPaste: the encoder on sub-patches and the density, eager torch
-            check_patch_density_backend(backend, self.compile)
+        check_eager_torch_score(score, backend, self.compile)
         check_backend(backend, self.device, self.precision, self.compile)
         self.backend = backend
         if backend == "onnxruntime":

@@ -9,6 +9,10 @@ LEVEL_SCORES = ("ensemble", "singlestep", "multistep")
 # restoration (r-VAE: |x − x_r|, x_r the MAP restoration under the VAE prior, inference/latent_restoration.py)
 # and patch_density (CutPaste: Mahalanobis distance of sub-patch features, inference/patch_density.py).
 MODEL_SCORES = LEVEL_SCORES + ("unconditional", "residual", "segmentation", "restoration", "patch_density")
+# Scores that call parts of the network themselves (not its forward pass) in eager torch: what each
+# needs, for the one-line refusal of --backend onnxruntime and --compile on.
+EAGER_TORCH_SCORES = {"restoration": "takes gradients through the VAE's encoder and decoder",
+                      "patch_density": "runs the CutPaste encoder on sub-patches"}
 # Scores that need no model and no training (model_free.py).
 MODEL_FREE_SCORES = ("intensity", "joint_histogram")
 ALL_SCORES = MODEL_SCORES + MODEL_FREE_SCORES
