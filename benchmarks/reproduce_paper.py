@@ -182,7 +182,8 @@ def check_inputs(args: argparse.Namespace) -> dict:
     for flag in ("camcan", "atlas", "brats"):
         folder = getattr(args, flag)
         if not folder.is_dir():
-            raise UserError(f"the --{flag} folder does not exist", folder, f"give the folder of the {flag} download")
+            what = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise UserError(f"the --{flag} folder {what}", folder, f"give the folder of the {flag} download")
     if args.plans_override is not None and not args.plans_override.is_file():
         raise UserError("the --plans_override file does not exist", args.plans_override)
     if args.template is not None and not args.template.is_file():
