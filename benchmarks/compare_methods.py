@@ -23,6 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock; the rename still keeps the file whole
+    fcntl = None
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detection_ablation import (  # noqa: E402
@@ -67,20 +73,21 @@ def score_sets(predictor, sets, output: Path, method: str, seed: int | None) -> 
     return rows
 
 
-def run_learned(output: Path, dataset: str, method: str, seed: int, steps: int, sets) -> dict:
+def run_learned(output: Path, dataset: str, method: str, seed: int, steps: int, sets, device: str = "cpu") -> dict:
     trainer, score = LEARNED[method]
     model_folder = output / "results" / dataset / f"{trainer}__DisyrePlans__{CONFIGURATION}"
     run_folder = model_folder / f"fold_all_seed_{seed}"
     seconds = None
     if not (run_folder / "checkpoint_final.pth").is_file():
         started = time.perf_counter()
-        train(dataset, CONFIGURATION, "all", trainer=trainer, seed=seed, num_steps=steps)
+        train(dataset, CONFIGURATION, "all", trainer=trainer, seed=seed, num_steps=steps, device=device)
         seconds = time.perf_counter() - started
     steps_trained = json.loads((run_folder / "debug.json").read_text()).get("steps_trained")
     if steps_trained is not None and steps_trained != steps:
         logging.warning("%s seed %d was trained for %s steps, not %d.", method, seed, steps_trained, steps)
     predictor = DisyrePredictor(load_plans(model_folder), CONFIGURATION,
-                                load_models(model_folder, CONFIGURATION, seeds=[seed]), score=score)
+                                load_models(model_folder, CONFIGURATION, seeds=[seed], device=device),
+                                score=score, device=device)
     return {"method": method, "seed": seed, "steps": steps_trained, "train_s": seconds,
             **score_sets(predictor, sets, output, method, seed)}
 
@@ -92,6 +99,30 @@ def run_model_free(output: Path, dataset: str, method: str, sets) -> dict:
                                      output / "results" / dataset / f"ModelFree__DisyrePlans__{CONFIGURATION}",
                                      channel=channel, direction=direction)
     return {"method": method, "seed": None, **score_sets(predictor, sets, output, method, None)}
+
+
+def read_runs(results_path: Path) -> list[dict]:
+    """The runs compare_methods.json holds (none when it is missing)."""
+    return json.loads(results_path.read_text())["runs"] if results_path.is_file() else []
+
+
+def record_run(results_path: Path, result: dict, steps: int) -> None:
+    """Add one run to compare_methods.json, re-read under a lock and replaced by a rename, so that
+    several processes sharing one working folder (one per method or seed, each with its own --methods
+    or --seeds) keep each other's runs and a killed write leaves the old file whole."""
+    with open(results_path.with_name(results_path.name + ".lock"), "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        runs, earlier = [], {}
+        for run in read_runs(results_path):
+            same = run["method"] == result["method"] and run["seed"] == result["seed"]
+            earlier, runs = (run, runs) if same else (earlier, runs + [run])
+        if result.get("train_s") is None and earlier.get("train_s") is not None:
+            result = {**result, "train_s": earlier["train_s"]}  # scored again for a new set: trained before
+        staged = results_path.with_name(results_path.name + ".tmp")
+        staged.write_text(json.dumps({"steps": steps, "configuration": CONFIGURATION, "runs": runs + [result]},
+                                     indent=2) + "\n")
+        staged.replace(results_path)
 
 
 def _cell(values: list) -> str:
@@ -135,27 +166,32 @@ def main(argv: list[str] | None = None) -> int:
     add_synthetic_dataset_flags(parser)
     parser.add_argument("--heldout", type=Path, default=None,
                         help="a second synthetic raw dataset folder whose test cases every method also scores")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="training and prediction device of the learned methods (default cpu; r-VAE's restoration "
+                        "needs cuda in practice: about 45 min per test volume on one CPU core)")
+    parser.add_argument("--table", action="store_true",
+                        help="only write the tables of the runs compare_methods.json holds; train and predict nothing")
     args = parser.parse_args(argv)
     check_folder_flags(parser, args)
+    if args.device == "cuda" and not args.table and not torch.cuda.is_available():
+        parser.error("--device cuda was given but this machine has no CUDA device; use --device cpu")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     output = args.output.resolve()
-    dataset = synthetic_dataset_in(output, args)
+    dataset = synthetic_dataset_in(output, args, create=not args.table)
     sets = evaluation_sets(output, dataset, args.heldout.resolve() if args.heldout else None)
     results_path = output / "compare_methods.json"
-    runs = json.loads(results_path.read_text())["runs"] if results_path.is_file() else []
     # The quick model-free baselines first, then every learned method's first seed, then the next seed.
     jobs = [(m, None) for m in args.methods if m in MODEL_FREE]
     jobs += [(m, seed) for seed in args.seeds for m in args.methods if m in LEARNED]
     for method, seed in jobs:
-        if any(r["method"] == method and r["seed"] == seed for r in runs):
-            continue
-        if True:
-            result = (run_learned(output, dataset, method, seed, args.steps, sets) if method in LEARNED
-                      else run_model_free(output, dataset, method, sets))
-            runs.append(result)
-            results_path.write_text(json.dumps({"steps": args.steps, "configuration": CONFIGURATION,
-                                                "runs": runs}, indent=2) + "\n")
-            logging.info("%s seed %s: %s", method, seed, json.dumps(result["test"]))
+        if args.table or any(r["method"] == method and r["seed"] == seed and all(name in r for name, _ in sets)
+                             for r in read_runs(results_path)):
+            continue  # done on every set (a run without a newly given --heldout scores that set now)
+        result = (run_learned(output, dataset, method, seed, args.steps, sets, args.device) if method in LEARNED
+                  else run_model_free(output, dataset, method, sets))
+        record_run(results_path, result, args.steps)
+        logging.info("%s seed %s: %s", method, seed, json.dumps(result["test"]))
+    runs = read_runs(results_path)
     tables = []
     for set_name, raw in sets:
         tables.append(f"### {set_name}: {raw.name}, configuration {CONFIGURATION}, {args.steps} steps per model, "

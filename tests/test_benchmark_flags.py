@@ -31,3 +31,54 @@ def test_heldout_without_images_is_refused_before_output_is_created(tmp_path: Pa
     assert result.returncode == 2
     assert f"--heldout {tmp_path} holds no imagesTs folder" in result.stderr
     assert not output.exists()
+
+
+def _compare_methods_module():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import compare_methods
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return compare_methods
+
+
+def _row(ap: float) -> dict:
+    return {"all": [ap, ap / 2], "volume_auroc": 0.5, "rim_ratio": 1.0, "brats": [ap, 0.1]}
+
+
+def test_compare_methods_runs_recorded_by_several_processes_are_kept(tmp_path: Path) -> None:
+    compare_methods = _compare_methods_module()
+    results = tmp_path / "compare_methods.json"
+    # Two processes with their own --methods each add a run to the same file.
+    compare_methods.record_run(results, {"method": "PII", "seed": 0, "train_s": 812.0, "test": _row(0.6)}, 2000)
+    compare_methods.record_run(results, {"method": "MOOD22", "seed": 0, "train_s": 790.0, "test": _row(0.5)}, 2000)
+    # PII scored again for a new --heldout set, without training: its training seconds stay.
+    compare_methods.record_run(results, {"method": "PII", "seed": 0, "train_s": None, "test": _row(0.6),
+                                         "heldout": _row(0.7)}, 2000)
+    runs = compare_methods.read_runs(results)
+    assert [(r["method"], r["seed"]) for r in runs] == [("MOOD22", 0), ("PII", 0)]
+    assert runs[1]["train_s"] == 812.0 and runs[1]["heldout"]["all"] == [0.7, 0.35]
+    assert not results.with_name(results.name + ".tmp").exists()
+
+
+def test_compare_methods_table_only_writes_the_recorded_runs(tmp_path: Path) -> None:
+    compare_methods = _compare_methods_module()
+    compare_methods.record_run(tmp_path / "compare_methods.json",
+                               {"method": "PII", "seed": 0, "train_s": 812.0, "test": _row(0.6)}, 2000)
+    compare_methods.record_run(tmp_path / "compare_methods.json",
+                               {"method": "PII", "seed": 1, "train_s": 788.0, "test": _row(0.4)}, 2000)
+    result = _run("compare_methods.py", "-o", str(tmp_path), "--table", "--methods", "PII")
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "compare_methods.md").read_text()
+    assert ("| PII | 2 | 0.500 ± 0.100 | 0.250 ± 0.050 | 0.500 ± 0.100 [0.100 ± 0.000] | - [-] | - [-] "
+            "| 0.500 ± 0.000 | 1.000 ± 0.000 | 800 |") in table
+    assert not list((tmp_path / "raw").glob("Dataset*"))  # no dataset made, nothing trained
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_compare_methods_cuda_without_a_gpu_is_refused_before_output_is_created(tmp_path: Path) -> None:
+    output = tmp_path / "run"
+    result = _run("compare_methods.py", "-o", str(output), "--device", "cuda", "--methods", "r-VAE")
+    assert result.returncode == 2
+    assert "--device cuda was given but this machine has no CUDA device; use --device cpu" in result.stderr
+    assert not output.exists()
