@@ -12,6 +12,9 @@ hand, e.g. reusing the detection-ablation folder (its DISYRE v2 runs are reused 
 
 Writes -o/compare_methods.{json,md}: per method mean ± spread (half the range) over seeds of AP and
 best [Dice] (all voxels and per lesion kind), volume AUROC, the rim ratio and training seconds.
+Every (method, seed) in compare_methods.json is skipped, so a killed run resumes, several processes
+can share one folder (one per method or seed: each adds its runs under a lock), and a json copied
+from another machine is continued; ``--table`` only writes the tables of what it holds.
 """
 from __future__ import annotations
 
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a second synthetic raw dataset folder whose test cases every method also scores")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="training and prediction device of the learned methods (default cpu; r-VAE's restoration "
-                        "needs cuda in practice: about 45 min per test volume on one CPU core)")
+                        "(500 gradient steps per window) needs cuda in practice: hours per test volume on a CPU)")
     parser.add_argument("--table", action="store_true",
                         help="only write the tables of the runs compare_methods.json holds; train and predict nothing")
     args = parser.parse_args(argv)
