@@ -106,7 +106,13 @@ def run_model_free(output: Path, dataset: str, method: str, sets) -> dict:
 
 def read_runs(results_path: Path) -> list[dict]:
     """The runs compare_methods.json holds (none when it is missing)."""
-    return json.loads(results_path.read_text())["runs"] if results_path.is_file() else []
+    if not results_path.is_file():
+        return []
+    try:
+        return json.loads(results_path.read_text())["runs"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{results_path} is not a compare_methods.json ({error}); move it away to start "
+                         "the comparison over, or restore it from a copy") from None
 
 
 def record_run(results_path: Path, result: dict, steps: int) -> None:
@@ -116,12 +122,11 @@ def record_run(results_path: Path, result: dict, steps: int) -> None:
     with open(results_path.with_name(results_path.name + ".lock"), "w") as lock:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
-        runs, earlier = [], {}
-        for run in read_runs(results_path):
-            same = run["method"] == result["method"] and run["seed"] == result["seed"]
-            earlier, runs = (run, runs) if same else (earlier, runs + [run])
-        if result.get("train_s") is None and earlier.get("train_s") is not None:
-            result = {**result, "train_s": earlier["train_s"]}  # scored again for a new set: trained before
+        runs = read_runs(results_path)
+        same = [r for r in runs if r["method"] == result["method"] and r["seed"] == result["seed"]]
+        runs = [r for r in runs if r not in same]
+        if result.get("train_s") is None and same and same[0].get("train_s") is not None:
+            result = {**result, "train_s": same[0]["train_s"]}  # scored again for a new set: trained before
         staged = results_path.with_name(results_path.name + ".tmp")
         staged.write_text(json.dumps({"steps": steps, "configuration": CONFIGURATION, "runs": runs + [result]},
                                      indent=2) + "\n")
@@ -178,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     check_folder_flags(parser, args)
     if args.device == "cuda" and not args.table and not torch.cuda.is_available():
         parser.error("--device cuda was given but this machine has no CUDA device; use --device cpu")
+    try:
+        read_runs(args.output.resolve() / "compare_methods.json")  # a damaged file: refused before any work
+    except ValueError as error:
+        parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     output = args.output.resolve()
     dataset = synthetic_dataset_in(output, args, create=not args.table)
@@ -186,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     # The quick model-free baselines first, then every learned method's first seed, then the next seed.
     jobs = [(m, None) for m in args.methods if m in MODEL_FREE]
     jobs += [(m, seed) for seed in args.seeds for m in args.methods if m in LEARNED]
-    for method, seed in jobs:
-        if args.table or any(r["method"] == method and r["seed"] == seed and all(name in r for name, _ in sets)
-                             for r in read_runs(results_path)):
+    for method, seed in [] if args.table else jobs:
+        if any(r["method"] == method and r["seed"] == seed and all(name in r for name, _ in sets)
+               for r in read_runs(results_path)):
             continue  # done on every set (a run without a newly given --heldout scores that set now)
         result = (run_learned(output, dataset, method, seed, args.steps, sets, args.device) if method in LEARNED
                   else run_model_free(output, dataset, method, sets))
@@ -207,4 +216,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # every finished run is in compare_methods.json; the same command continues
+        print("compare_methods.py: interrupted; run the same command again to continue", file=sys.stderr)
+        raise SystemExit(130)

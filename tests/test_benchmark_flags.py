@@ -82,3 +82,12 @@ def test_compare_methods_cuda_without_a_gpu_is_refused_before_output_is_created(
     assert result.returncode == 2
     assert "--device cuda was given but this machine has no CUDA device; use --device cpu" in result.stderr
     assert not output.exists()
+
+
+def test_compare_methods_damaged_results_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "compare_methods.json").write_text("{half a fil")
+    result = _run("compare_methods.py", "-o", str(tmp_path), "--methods", "PII")
+    assert result.returncode == 2
+    assert f"{tmp_path / 'compare_methods.json'} is not a compare_methods.json" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare_methods.json"]
