@@ -21,6 +21,8 @@ import torch
 from batchgenerators.transforms.abstract_transforms import AbstractTransform
 from scipy import ndimage
 
+from disyre_v2.training.seeded import SeededRandomness
+
 # The displacement field is smoothed on a grid this many times coarser (σ ≥ 9 px, so σ/4 ≥ 2.25
 # coarse pixels: the coarse field is still resolved).
 ELASTIC_GRID_FACTOR = 4
@@ -41,7 +43,7 @@ def elastic_displacement(shape: tuple[int, int], alpha: float, sigma: float, rng
     return field.numpy()
 
 
-class BatchedSpatialTransform(AbstractTransform):
+class BatchedSpatialTransform(SeededRandomness, AbstractTransform):
     """Random rotation, scaling and elastic deformation of ``data`` and ``seg`` (B, C, H, W).
 
     Samples that draw none are returned untouched. Randomness comes from the generator set by
@@ -58,10 +60,7 @@ class BatchedSpatialTransform(AbstractTransform):
         self.elastic_probability = float(elastic_probability)
         self.elastic_alpha = elastic_alpha
         self.elastic_sigma = elastic_sigma
-        self.rng = np.random.default_rng(0)
-
-    def reseed(self, seed: int | np.random.SeedSequence | None) -> None:
-        self.rng = np.random.default_rng(seed)
+        self.reseed(0)
 
     def _scale(self) -> float:
         # batchgenerators: half of the draws shrink (low–1), half enlarge (1–high).

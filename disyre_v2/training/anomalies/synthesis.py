@@ -19,6 +19,7 @@ from disyre_v2.training.anomalies.placement import canvas_window, choose_centre
 from disyre_v2.training.anomalies.shapes import ShapeSampler
 from disyre_v2.training.anomalies.texture import ForeignPatchCache, blend_texture, rescale_to_support
 from disyre_v2.training.schedule import SeverityScheduler
+from disyre_v2.training.seeded import SeededRandomness
 
 # scipy.ndimage.gaussian_filter's default truncation (kernel radius = truncate·σ, rounded).
 _GAUSSIAN_TRUNCATE = 4.0
@@ -34,22 +35,17 @@ class SynthesisResult:
     alpha_bias: np.ndarray  # (B, C) float32, effective
 
 
-class AnomalySynthesizer:
+class AnomalySynthesizer(SeededRandomness):
     """Corrupts batches following ``config.mode``; owns its RNG and its foreign-patch cache."""
 
     def __init__(self, config: AnomalySynthesisConfig, scheduler: SeverityScheduler | None = None,
                  seed: int | None = None, library_seed: int | None = None):
         self.config = config
         self.scheduler = scheduler if scheduler is not None else SeverityScheduler()
-        self.rng = np.random.default_rng(seed)
+        self.reseed(seed)
         self.shapes = ShapeSampler(config, library_seed)
         self.cache = ForeignPatchCache(config.foreign_patch_cache_size)
         self._centroids = [np.asarray(c, dtype=np.float64) for c in config.tissue_centroids]
-
-    def reseed(self, seed: int | np.random.SeedSequence | None) -> None:
-        """Restart the random stream from ``seed``; the foreign-patch cache (content, not
-        randomness) is kept, so a loader may reseed before every batch."""
-        self.rng = np.random.default_rng(seed)
 
     # -- checks ---------------------------------------------------------------------------------
     def _check(self, data: np.ndarray, brain: np.ndarray) -> None:

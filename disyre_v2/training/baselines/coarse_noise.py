@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from batchgenerators.transforms.abstract_transforms import AbstractTransform
 
+from disyre_v2.training.seeded import SeededRandomness
+
 
 def coarse_noise(shape: tuple[int, int, int, int], resolution: int, sigma: float,
                  rng: np.random.Generator) -> np.ndarray:
@@ -29,7 +31,7 @@ def coarse_noise(shape: tuple[int, int, int, int], resolution: int, sigma: float
     return noise
 
 
-class CoarseNoiseTransform(AbstractTransform):
+class CoarseNoiseTransform(SeededRandomness, AbstractTransform):
     """Batch transform: ``data`` (B, C, P, P) in [0, 1] → ``data`` = x + coarse noise on the brain,
     ``target`` = x, ``t`` = 0 (the DAE has no level input). Owns a seeded Generator like the
     anomaly synthesis, so a loader reseeds it per batch."""
@@ -38,10 +40,7 @@ class CoarseNoiseTransform(AbstractTransform):
         if resolution < 1 or sigma <= 0:
             raise ValueError(f"coarse noise needs resolution >= 1 and sigma > 0, got {resolution}, {sigma}")
         self.resolution, self.sigma = int(resolution), float(sigma)
-        self.rng = np.random.default_rng(seed)
-
-    def reseed(self, seed) -> None:
-        self.rng = np.random.default_rng(seed)
+        self.reseed(seed)
 
     def __call__(self, **data_dict):
         data = np.asarray(data_dict["data"], np.float32)

@@ -21,6 +21,8 @@ import numpy as np
 from batchgenerators.transforms.abstract_transforms import AbstractTransform
 from scipy import ndimage
 
+from disyre_v2.training.seeded import SeededRandomness
+
 # The paper's and UPD's ranges (LilitYolyan/CutPaste, used by UPD): fractions of the crop's area and side ratios.
 AREA_RATIO = (0.02, 0.15)
 ASPECT_RATIO = ((0.3, 1.0), (1.0, 3.3))
@@ -137,7 +139,7 @@ def random_crop(data: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Ge
     return data[:, top:top + size, left:left + size], mask[:, top:top + size, left:left + size]
 
 
-class CutPasteTransform(AbstractTransform):
+class CutPasteTransform(SeededRandomness, AbstractTransform):
     """Batch transform: ``data`` (B, C, P, P) → ``data`` (3B, C, S, S): B crops, their CutPaste views,
     their CutPaste-Scar views; ``target`` the class (0, 1, 2) of each, int64; ``mask`` the crops' brain
     masks; ``t`` = 0 (no level input)."""
@@ -146,10 +148,7 @@ class CutPasteTransform(AbstractTransform):
         if crop < 2:
             raise ValueError(f"CutPaste needs crops of at least 2 pixels, got {crop}")
         self.crop, self.jitter = int(crop), float(jitter)
-        self.rng = np.random.default_rng(seed)
-
-    def reseed(self, seed) -> None:
-        self.rng = np.random.default_rng(seed)
+        self.reseed(seed)
 
     def __call__(self, **data_dict):
         data = np.asarray(data_dict["data"], np.float32)

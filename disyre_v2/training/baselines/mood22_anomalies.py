@@ -38,6 +38,7 @@ from disyre_v2.training.anomalies.placement import canvas_window, choose_centre
 from disyre_v2.training.anomalies.shapes import draw_disc, draw_irregular, rotate_shape
 from disyre_v2.training.anomalies.texture import ForeignPatchCache
 from disyre_v2.training.anomalies.transform import ForeignPatchCacheState
+from disyre_v2.training.seeded import SeededRandomness
 
 SHAPE_KINDS = ("rectangle", "disc", "irregular")  # the entry's RandomSquare, RandomSphere, RandomMask
 
@@ -151,21 +152,18 @@ def interpolate(x: np.ndarray, foreign: np.ndarray, weight: np.ndarray) -> np.nd
     return ((1.0 - weight) * x + weight * foreign).astype(np.float32)
 
 
-class Mood22Synthesizer(LazyBlobLibrary):
+class Mood22Synthesizer(SeededRandomness, LazyBlobLibrary):
     """Corrupts a batch (B, C, H, W) with the entry's anomalies; owns its Generator and fp cache."""
 
     def __init__(self, params: Mood22Parameters | None = None, seed=None, library_seed: int | None = None):
         self.params = params or Mood22Parameters()
-        self.rng = np.random.default_rng(seed)
+        self.reseed(seed)
         self.cache = ForeignPatchCache(self.params.cache_size)
         self.library_seed = library_seed
         self._library = None
 
     def library_size(self) -> int:
         return self.params.library_size
-
-    def reseed(self, seed) -> None:
-        self.rng = np.random.default_rng(seed)
 
     def draw_shape(self, canvas: int, min_size: int, kind: str | None = None) -> tuple[np.ndarray, str]:
         """One binary shape on the C × C canvas, the kind drawn with ``shape_weights`` unless given."""

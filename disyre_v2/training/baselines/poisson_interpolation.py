@@ -34,6 +34,8 @@ import numpy as np
 import scipy.fft
 from batchgenerators.transforms.abstract_transforms import AbstractTransform
 
+from disyre_v2.training.seeded import SeededRandomness
+
 # (row, column) offsets of the 4-neighbours q of p.
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
@@ -129,7 +131,7 @@ def sample_region(brain: np.ndarray, rng: np.random.Generator, core_fraction: fl
     return rows, cols
 
 
-class PoissonInterpolationTransform(AbstractTransform):
+class PoissonInterpolationTransform(SeededRandomness, AbstractTransform):
     """Batch transform: ``data`` (B, C, H, W) in [0, 1] with ``mask`` (B, 1, H, W) → ``data`` = the PII
     blend, ``target`` = the clean slices, ``t`` = 0, ``label`` (B, 1, H, W) float32 = α on the changed
     brain pixels of Ω, ``anomaly_mask`` = Ω on the brain, ``alpha_text`` (B,) = α (0: left clean).
@@ -150,10 +152,7 @@ class PoissonInterpolationTransform(AbstractTransform):
         self.core_fraction = float(core_fraction)
         self.half_width_fraction = (float(half_width_fraction[0]), float(half_width_fraction[1]))
         self.change_tolerance = float(change_tolerance)
-        self.rng = np.random.default_rng(seed)
-
-    def reseed(self, seed: int | np.random.SeedSequence | None) -> None:
-        self.rng = np.random.default_rng(seed)
+        self.reseed(seed)
 
     def __call__(self, **data_dict):
         data = np.asarray(data_dict["data"], np.float32)
