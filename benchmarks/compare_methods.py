@@ -76,6 +76,15 @@ def score_sets(predictor, sets, output: Path, method: str, seed: int | None) -> 
     return rows
 
 
+def recorded_training(run_folder: Path) -> tuple[int | None, float | None]:
+    """The steps a run trained and, where one process trained them all (no --c), their wall seconds,
+    from its debug.json: the training time of a model trained before, by disyre_v2_train."""
+    info = json.loads((run_folder / "debug.json").read_text())
+    steps = info.get("steps_trained")
+    whole = steps is not None and info.get("session_steps") == steps
+    return steps, (info.get("session_wall_s") if whole else None)
+
+
 def run_learned(output: Path, dataset: str, method: str, seed: int, steps: int, sets, device: str = "cpu") -> dict:
     trainer, score = LEARNED[method]
     model_folder = output / "results" / dataset / f"{trainer}__DisyrePlans__{CONFIGURATION}"
@@ -85,7 +94,8 @@ def run_learned(output: Path, dataset: str, method: str, seed: int, steps: int, 
         started = time.perf_counter()
         train(dataset, CONFIGURATION, "all", trainer=trainer, seed=seed, num_steps=steps, device=device)
         seconds = time.perf_counter() - started
-    steps_trained = json.loads((run_folder / "debug.json").read_text()).get("steps_trained")
+    steps_trained, recorded_seconds = recorded_training(run_folder)
+    seconds = seconds if seconds is not None else recorded_seconds
     if steps_trained is not None and steps_trained != steps:
         logging.warning("%s seed %d was trained for %s steps, not %d.", method, seed, steps_trained, steps)
     predictor = DisyrePredictor(load_plans(model_folder), CONFIGURATION,

@@ -61,6 +61,17 @@ def test_compare_methods_runs_recorded_by_several_processes_are_kept(tmp_path: P
     assert not results.with_name(results.name + ".tmp").exists()
 
 
+def test_compare_methods_takes_the_training_time_of_a_model_trained_before_from_debug_json(tmp_path: Path) -> None:
+    compare_methods = _compare_methods_module()
+    debug = tmp_path / "debug.json"
+    debug.write_text('{"steps_trained": 2000, "session_steps": 2000, "session_wall_s": 2394.5}')
+    assert compare_methods.recorded_training(tmp_path) == (2000, 2394.5)
+    debug.write_text('{"steps_trained": 2000, "session_steps": 600, "session_wall_s": 700.0}')  # continued with --c
+    assert compare_methods.recorded_training(tmp_path) == (2000, None)
+    debug.write_text('{"steps_trained": 2000}')  # written before debug.json recorded the time
+    assert compare_methods.recorded_training(tmp_path) == (2000, None)
+
+
 def test_compare_methods_table_only_writes_the_recorded_runs(tmp_path: Path) -> None:
     compare_methods = _compare_methods_module()
     compare_methods.record_run(tmp_path / "compare_methods.json",

@@ -67,7 +67,8 @@ def test_training_writes_the_model_folder(env):
     assert state["trainer_arguments"]["seed"] == 0 and state["plans_identifier"] == "DisyrePlans"
     assert len(state["progress"]["train_loss"]) == 6 and len(state["progress"]["val_loss"]) == 2
     assert "Global batch 4" in (run / "training_log.txt").read_text()
-    assert json.loads((run / "debug.json").read_text())["steps_trained"] == 6
+    info = json.loads((run / "debug.json").read_text())
+    assert info["steps_trained"] == 6 and info["session_steps"] == 6 and info["session_wall_s"] > 0
     # Checkpoints hold plain data only: the safe loader reads them.
     torch.load(run / "checkpoint_final.pth", weights_only=True)
     with pytest.raises(FileExistsError, match="already holds checkpoints. Continue with --c"):
@@ -82,6 +83,8 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(env, monkeypatc
     resumed = crash_then_resume(monkeypatch, DisyreTrainer, 3, 1, "2d_small", 1, trainer="DisyreTrainer_debug", seed=3,
                                 deterministic=True)
     assert resumed != straight and load_checkpoint(resumed / "checkpoint_final.pth")["step"] == 6
+    info = json.loads((resumed / "debug.json").read_text())
+    assert (info["steps_trained"], info["session_steps"]) == (6, 3)  # the continued process trained steps 4–6
     final = weights(resumed / "checkpoint_final.pth")
     for key in reference:
         torch.testing.assert_close(final[key], reference[key], rtol=0, atol=0)

@@ -34,9 +34,10 @@ class TrainingLoop:
     """Part of DisyreTrainer: drives its steps (TrainerSteps), batches (TrainerData) and checkpoints
     (TrainerCheckpoints)."""
 
-    def write_run_info(self, finished: bool = False) -> None:
+    def write_run_info(self, finished: bool = False, session: tuple[int, float] | None = None) -> None:
         """debug.json: what ran; rewritten at the end with the steps actually trained (a time budget
-        can end a run before ``arguments.num_steps``)."""
+        can end a run before ``arguments.num_steps``) and ``session`` = (steps, wall seconds) of this
+        process's training, from its first step to the final checkpoint (a resumed run: since --c)."""
         if not self.distributed.is_main:
             return
         batch = self.configuration["batch"]
@@ -50,6 +51,8 @@ class TrainingLoop:
             info["pretrained_weights"] = self.pretrained_weights
         if finished:
             info.update(steps_trained=self.step, time_budget_s=self.time_budget_s)
+            if session is not None:
+                info.update(session_steps=session[0], session_wall_s=round(session[1], 3))
             write_json_atomic(info, self.output_folder / "debug.json")
             return
         self.output_folder.mkdir(parents=True, exist_ok=True)
@@ -102,7 +105,8 @@ class TrainingLoop:
         if self.distributed.enabled:
             check_ranks_agree(self.network, self._first_batch_keys or "", self.distributed, self.device)
         final = self.save_checkpoint("checkpoint_final.pth")
-        self.write_run_info(finished=True)
+        self.write_run_info(finished=True, session=(self.step - session_first_step,
+                                                    time.perf_counter() - session_start))
         barrier(self.distributed)
         return final
 
