@@ -85,15 +85,27 @@ def recorded_training(run_folder: Path) -> tuple[int | None, float | None]:
     return steps, (info.get("session_wall_s") if whole else None)
 
 
+def train_or_continue(run_folder: Path, dataset: str, trainer: str, seed: int, steps: int, device: str) -> float | None:
+    """Train one model, or continue it from checkpoint_latest.pth where a killed run left one (as
+    ``disyre_v2_train --c``). Returns the training's wall seconds; None for a continued run, whose
+    time would count its last part only."""
+    continuing = (run_folder / "checkpoint_latest.pth").is_file()
+    if continuing:
+        logging.info("%s holds checkpoint_latest.pth: continuing that training; its time is not recorded.",
+                     run_folder)
+    started = time.perf_counter()
+    train(dataset, CONFIGURATION, "all", trainer=trainer, seed=seed, num_steps=steps, device=device,
+          resume=continuing)
+    return None if continuing else time.perf_counter() - started
+
+
 def run_learned(output: Path, dataset: str, method: str, seed: int, steps: int, sets, device: str = "cpu") -> dict:
     trainer, score = LEARNED[method]
     model_folder = output / "results" / dataset / f"{trainer}__DisyrePlans__{CONFIGURATION}"
     run_folder = model_folder / f"fold_all_seed_{seed}"
     seconds = None
     if not (run_folder / "checkpoint_final.pth").is_file():
-        started = time.perf_counter()
-        train(dataset, CONFIGURATION, "all", trainer=trainer, seed=seed, num_steps=steps, device=device)
-        seconds = time.perf_counter() - started
+        seconds = train_or_continue(run_folder, dataset, trainer, seed, steps, device)
     steps_trained, recorded_seconds = recorded_training(run_folder)
     seconds = seconds if seconds is not None else recorded_seconds
     if steps_trained is not None and steps_trained != steps:

@@ -72,8 +72,9 @@ def sets_in(output: Path, args: argparse.Namespace) -> tuple[Path, Path]:
 def trained_model(output: Path, dataset: str, seeds: list[int], steps: int) -> Path:
     folder = output / "results" / dataset / f"DisyreTrainer__DisyrePlans__{CONFIGURATION}"
     for seed in seeds:
-        if not (folder / f"fold_all_seed_{seed}" / "checkpoint_final.pth").is_file():
-            train(dataset, CONFIGURATION, "all", seed=seed, num_steps=steps)
+        run = folder / f"fold_all_seed_{seed}"
+        if not (run / "checkpoint_final.pth").is_file():  # a killed training continues from its last checkpoint
+            train(dataset, CONFIGURATION, "all", seed=seed, num_steps=steps, resume=(run / "checkpoint_latest.pth").is_file())
     return folder
 
 

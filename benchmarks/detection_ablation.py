@@ -164,7 +164,8 @@ def run_variant(output: Path, dataset: str, variant: str, seed: int, steps: int,
     run_folder = model_folder / f"fold_all_seed_{seed}"
     started = time.perf_counter()
     if not (run_folder / "checkpoint_final.pth").is_file():
-        train(dataset, configuration, "all", trainer=spec.trainer, seed=seed, num_steps=steps)
+        train(dataset, configuration, "all", trainer=spec.trainer, seed=seed, num_steps=steps,
+              resume=(run_folder / "checkpoint_latest.pth").is_file())  # a killed training continues
     trained_s = time.perf_counter() - started
     plans = load_plans(model_folder)
     for dotted, value in spec.overrides.items():  # a reused model: the predictor's own entries

@@ -72,6 +72,21 @@ def test_compare_methods_takes_the_training_time_of_a_model_trained_before_from_
     assert compare_methods.recorded_training(tmp_path) == (2000, None)
 
 
+def test_compare_methods_continues_a_killed_training_instead_of_refusing_its_folder(tmp_path: Path, monkeypatch) -> None:
+    compare_methods = _compare_methods_module()
+    calls = []
+    monkeypatch.setattr(compare_methods, "train", lambda *args, **kwargs: calls.append((args, kwargs)))
+    run_folder = tmp_path / "fold_all_seed_1"
+    seconds = compare_methods.train_or_continue(run_folder, "Dataset992_X", "PiiTrainer", 1, 2000, "cpu")
+    assert seconds is not None and seconds >= 0
+    assert calls[-1] == (("Dataset992_X", "2d_small", "all"), {"trainer": "PiiTrainer", "seed": 1, "num_steps": 2000,
+                                                              "device": "cpu", "resume": False})
+    run_folder.mkdir()
+    (run_folder / "checkpoint_latest.pth").write_bytes(b"")  # a training killed after its first checkpoint
+    assert compare_methods.train_or_continue(run_folder, "Dataset992_X", "PiiTrainer", 1, 2000, "cpu") is None
+    assert calls[-1][1]["resume"] is True
+
+
 def test_compare_methods_table_only_writes_the_recorded_runs(tmp_path: Path) -> None:
     compare_methods = _compare_methods_module()
     compare_methods.record_run(tmp_path / "compare_methods.json",
