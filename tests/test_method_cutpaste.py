@@ -11,6 +11,7 @@ import torch
 from disyre_v2.inference.model_loading import load_models
 from disyre_v2.inference.patch_density import patch_density_score, patch_scores_to_pixels, sub_patches
 from disyre_v2.inference.predictor import DisyrePredictor
+from disyre_v2.inference.sliding_window import sliding_window_scores, window_starts
 from disyre_v2.run import train as train_cli
 from disyre_v2.training.baselines.cutpaste import (CutPasteTransform, color_jitter, cut_paste, cut_paste_scar,
                                                    random_crop, scaled_scar_sizes)
@@ -195,6 +196,55 @@ def test_patch_density_score_finds_a_bright_square():
     assert scores[1, 10:14, 2:6].min() > scores[1, :8].max()
     peak = divmod(int(scores[1].argmax()), 16)
     assert 10 <= peak[0] < 14 and 2 <= peak[1] < 6
+
+
+class CountingMeanFeature(MeanFeature):
+    """MeanFeature that counts the sub-patches it encodes."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoded = 0
+
+    def features(self, x):
+        self.encoded += len(x)
+        return super().features(x)
+
+
+def test_sub_patches_outside_the_brain_are_not_encoded_and_brain_pixels_score_the_same():
+    windows = torch.from_numpy(np.random.default_rng(3).uniform(0, 1, (2, 1, 16, 16)).astype(np.float32))
+    brain = torch.zeros(2, 16, 16, dtype=torch.bool)
+    brain[0, 5, 9] = True  # one pixel: the sub-patches (4 px, stride 2) at rows 2, 4 × columns 6, 8 cover it
+    brain[1, 10:, :] = True  # rows 10..15: sub-patch rows 4, 6 wholly inside, row 8 too, rows 0, 2 wholly outside
+    network = CountingMeanFeature()
+    with_brain, _ = patch_density_score(network)(windows, brain)
+    assert network.encoded == 4 + 3 * 7  # of 2 × 49
+    plain, _ = patch_density_score(MeanFeature())(windows)
+    torch.testing.assert_close(with_brain[brain], plain[brain], rtol=0, atol=0)
+
+
+def test_sliding_windows_give_the_patch_density_score_its_brain_and_the_map_inside_it_is_unchanged():
+    rng = np.random.default_rng(4)
+    slices = torch.from_numpy(rng.uniform(0, 1, (3, 1, 30, 26)).astype(np.float32))
+    yy, xx = np.mgrid[:30, :26]
+    disc = torch.from_numpy((yy - 15) ** 2 + (xx - 13) ** 2 < 81)
+    brain = disc[None].repeat(3, 1, 1)
+    brain[2] = False  # a slice without brain: no window of it is scored
+    network = CountingMeanFeature()
+    aware = patch_density_score(network)
+    assert aware.takes_brain
+
+    def unaware(windows):  # the same score without the brain: every sub-patch encoded
+        return patch_density_score(MeanFeature())(windows)
+
+    expected = sum(bool(brain[n, y + i:y + i + 4, x + j:x + j + 4].any())  # sub-patches (4 px, stride 2) with brain
+                   for n in range(3) for y in window_starts(30, 16, 0.25) for x in window_starts(26, 16, 0.25)
+                   if brain[n, y:y + 16, x:x + 16].any() for i in range(0, 13, 2) for j in range(0, 13, 2))
+    for fixed_batch in (False, True):
+        network.encoded = 0
+        skipped, _ = sliding_window_scores(slices, brain, aware, (16, 16), batch_windows=5, fixed_batch=fixed_batch)
+        every, _ = sliding_window_scores(slices, brain, unaware, (16, 16), batch_windows=5, fixed_batch=fixed_batch)
+        torch.testing.assert_close(skipped[brain], every[brain], rtol=1e-6, atol=1e-6)
+        assert network.encoded == expected < 2 * 20 * 49  # 2 slices × 5 × 4 windows × 7 × 7 sub-patches
 
 
 def test_an_unfitted_density_is_refused():

@@ -61,20 +61,28 @@ def patch_scores_to_pixels(scores: torch.Tensor, size: tuple[int, int], patch: i
 
 def patch_density_score(network: torch.nn.Module, autocast: Callable = nullcontext) -> Callable:
     """Score function for sliding_window_scores: windows (B, C, P, P) → (pixel scores (B, P, P), the windows:
-    nothing is restored). ``network`` is a CutPasteNet with a fitted density; ``autocast`` wraps the encoder."""
+    nothing is restored). ``network`` is a CutPasteNet with a fitted density; ``autocast`` wraps the encoder.
+    Given the windows' brain (B, P, P), sub-patches wholly outside it are not encoded (score 0)."""
     if not hasattr(network, "density_distance"):
         raise ValueError("--score patch_density needs a CutPasteTrainer model (a network with a fitted Gaussian "
                          "density of its patch features)")
     patch, stride = int(network.score_patch), int(network.score_stride)
 
-    def score(windows: torch.Tensor):
+    def score(windows: torch.Tensor, brain: torch.Tensor | None = None):
         pieces = sub_patches(windows, patch, stride)
-        distances = []
-        for start in range(0, len(pieces), MAX_SUB_PATCHES):
+        scores = torch.zeros(len(pieces), dtype=torch.float32, device=windows.device)
+        # A sub-patch without a brain pixel only scores pixels outside the brain, which the map sets to 0:
+        # its score is left at 0 without running the encoder (29 % of the sub-patches of a 2 mm synthetic-benchmark
+        # volume cropped to its brain).
+        chosen = (torch.arange(len(pieces), device=windows.device) if brain is None
+                  else torch.nonzero(sub_patches(brain[:, None].float(), patch, stride).flatten(1).amax(1) > 0)[:, 0])
+        for start in range(0, len(chosen), MAX_SUB_PATCHES):
+            part = chosen[start:start + MAX_SUB_PATCHES]
             with autocast():
-                features = network.features(pieces[start:start + MAX_SUB_PATCHES])
-            distances.append(network.density_distance(features.float()))
-        scores = torch.cat(distances).reshape(len(windows), -1)
+                features = network.features(pieces[part])
+            scores[part] = network.density_distance(features.float()).float()
+        scores = scores.reshape(len(windows), -1)
         return patch_scores_to_pixels(scores, tuple(windows.shape[-2:]), patch, stride), windows.float()
 
+    score.takes_brain = True  # sliding_window_scores passes each window's brain (B, P, P)
     return score

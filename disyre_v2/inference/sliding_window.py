@@ -14,7 +14,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-# score_fn(windows (B, C, P, P)) -> (scores (B, P, P), restorations (B, C, P, P) or None)
+# score_fn(windows (B, C, P, P)) -> (scores (B, P, P), restorations (B, C, P, P) or None); a score function
+# with ``takes_brain = True`` is called score_fn(windows, brain (B, P, P) bool) and may leave work whose pixels
+# all lie outside the brain undone (the predictor sets the map to 0 there).
 ScoreFunction = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
 
 
@@ -131,7 +133,13 @@ def sliding_window_scores(
         count = len(chunk)
         if fixed_batch and count < batch_windows:
             windows = torch.cat([windows, windows.new_zeros((batch_windows - count, *windows.shape[1:]))])
-        scores, restored = score_fn(windows)
+        if getattr(score_fn, "takes_brain", False):
+            window_brain = padded_brain[index] > 0  # (B, P, P)
+            if fixed_batch and count < batch_windows:
+                window_brain = torch.cat([window_brain, window_brain.new_zeros((batch_windows - count, *patch))])
+            scores, restored = score_fn(windows, window_brain)
+        else:
+            scores, restored = score_fn(windows)
         scores = scores[:count].to(out_device, torch.float32)
         weight = weights * (fractions[s, b][:, None, None] if foreground_weighting else 1.0)  # (B, P, P)
         target = (s[:, None, None].expand(-1, *patch), rows.expand(-1, -1, patch[1]), cols.expand(-1, patch[0], -1))
