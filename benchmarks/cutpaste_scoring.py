@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -22,28 +23,11 @@ import numpy as np
 import torch
 
 from disyre_v2.inference.model_loading import load_models
-from disyre_v2.inference.patch_density import patch_density_score, sub_patches
+from disyre_v2.inference.patch_density import patch_density_score
 from disyre_v2.inference.predict_folder import default_masks_folder, find_input_cases
 from disyre_v2.inference.predictor import DisyrePredictor
 from disyre_v2.inference.sliding_window import sliding_window_scores
 from disyre_v2.planning.plans import load_plans
-
-
-def skipped_share(slices_brain: torch.Tensor, predictor: DisyrePredictor, patch: int, stride: int) -> float:
-    """Share of the scored windows' sub-patches that hold no brain pixel."""
-    counted = {"all": 0, "skipped": 0}
-
-    def count(windows, brain):
-        holds = sub_patches(brain[:, None].float(), patch, stride).flatten(1).amax(1) > 0
-        counted["all"] += len(holds)
-        counted["skipped"] += int((~holds).sum())
-        return torch.zeros(brain.shape), None
-
-    count.takes_brain = True
-    dummy = torch.zeros((slices_brain.shape[0], 1, *slices_brain.shape[1:]))
-    sliding_window_scores(dummy, slices_brain, count, predictor.patch, step_fraction=predictor.tile_step,
-                          batch_windows=predictor.batch_windows)
-    return counted["skipped"] / max(counted["all"], 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,11 +47,23 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(models[0].network, "density_distance"):
         parser.error(f"{args.model_folder} is not a CutPasteTrainer model folder (its network has no density)")
     predictor = DisyrePredictor(load_plans(args.model_folder), "2d_small", models, score="patch_density")
-    cases = find_input_cases(args.images, len(predictor.plans["channel_names"]),
-                             default_masks_folder(args.images))[:args.cases]
+    if args.cases < 1:
+        parser.error(f"--cases must be at least 1, got {args.cases}")
+    try:
+        cases = find_input_cases(args.images, len(predictor.plans["channel_names"]),
+                                 default_masks_folder(args.images))[:args.cases]
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
     if not cases:
         parser.error(f"{args.images} holds no test case; give an imagesTs folder")
     network = models[0].network
+    encode, encoded = network.features, {"count": 0}
+
+    def counted_features(pieces):  # counts the sub-patches each way encodes (the skipped share)
+        encoded["count"] += len(pieces)
+        return encode(pieces)
+
+    network.features = counted_features
     skip = patch_density_score(network)
 
     def every(windows):  # the same score without the brain: every sub-patch encoded
@@ -77,17 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         case = predictor.prepare_case(paths, mask)
         slices = torch.from_numpy(np.moveaxis(case.data, predictor.slice_axis + 1, 0).copy())
         brain = torch.from_numpy(np.moveaxis(case.mask, predictor.slice_axis, 0).copy())
-        seconds, maps = {"skip": [], "every": []}, {}
+        seconds, maps, counts = {"skip": [], "every": []}, {}, {}
         with torch.inference_mode():
             for _ in range(2):
                 for label, function in (("skip", skip), ("every", every)):
+                    encoded["count"] = 0
                     started = time.perf_counter()
                     maps[label], _ = sliding_window_scores(slices, brain, function, predictor.patch,
                                                            step_fraction=predictor.tile_step,
                                                            batch_windows=predictor.batch_windows)
                     seconds[label].append(time.perf_counter() - started)
+                    counts[label] = encoded["count"]
         difference = float((maps["skip"] - maps["every"])[brain].abs().max())
-        share = skipped_share(brain, predictor, int(network.score_patch), int(network.score_stride))
+        share = 1 - counts["skip"] / counts["every"]
         print(f"{name}: every sub-patch {min(seconds['every']):.1f} s, brain only {min(seconds['skip']):.1f} s "
               f"(×{min(seconds['every']) / min(seconds['skip']):.2f}); sub-patches skipped {share:.0%}; "
               f"largest map difference inside the brain {difference:.3g}")
@@ -95,4 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # it writes nothing, so nothing is left half done
+        print("cutpaste_scoring.py: interrupted; nothing was written", file=sys.stderr)
+        raise SystemExit(130)
