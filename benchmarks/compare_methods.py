@@ -36,6 +36,7 @@ except ImportError:  # Windows: no lock; the rename still keeps the file whole
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detection_ablation import (  # noqa: E402
     KINDS, add_synthetic_dataset_flags, check_folder_flags, summary_row, synthetic_dataset_in)
+from reproduce_paper import TABLE1  # noqa: E402  (the paper's Table 1 as printed)
 
 from disyre_v2.evaluation.evaluator import evaluate_folders  # noqa: E402
 from disyre_v2.inference.model_free import model_free_predictor  # noqa: E402
@@ -185,6 +186,37 @@ def markdown(runs: list[dict], set_name: str) -> str:
     return "\n".join(lines)
 
 
+# Our method names → the paper's Table 1 rows; the benchmark's lesion kinds → the paper's test sets they
+# stand for (glioma-like: bright in T2, BraTS's analogue; stroke-like: T1-dark, ATLAS's).
+PAPER_ROW = {"DISYRE v1": "DISYRE (v1)"}
+PAPER_COLUMNS = (("BraTS-T2", 4), ("BraTS-T1", 2), ("ATLAS", 0))  # (test set, index of its AP in Method.paper)
+
+
+def beside_paper(runs: list[dict], set_name: str) -> str:
+    """Each learned method of the paper's Table 1 with our figures on one set (means over seeds, AP
+    [Dice]) beside the paper's (AP [Dice] as printed); a method without runs on the set says so."""
+    paper = {m.row: m.paper for m in TABLE1}
+    lines = ["| method | seeds | ours: glioma-like | ours: stroke-like | ours: all | ours: volume AUROC | "
+             + " | ".join(f"paper: {name}" for name, _ in PAPER_COLUMNS) + " |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for method in sorted((m for m in LEARNED if PAPER_ROW.get(m, m) in paper),
+                         key=lambda m: -paper[PAPER_ROW.get(m, m)][4]):  # the paper's BraTS-T2 order
+        figures = paper[PAPER_ROW.get(method, method)]
+        theirs = " | ".join(f"{figures[i]:.2f} [{figures[i + 1]:.2f}]" for _, i in PAPER_COLUMNS)
+        rows = [r[set_name] for r in runs if r["method"] == method and set_name in r]
+        if not rows:
+            lines.append(f"| {method} | 0 | not run on this set | | | | {theirs} |")
+            continue
+
+        def mean(key: str, index: int) -> float:
+            return float(np.mean([r[key][index] for r in rows if key in r]))
+
+        ours = " | ".join(f"{mean(key, 0):.3f} [{mean(key, 1):.3f}]" for key in ("brats", "atlas", "all"))
+        lines.append(f"| {method} | {len(rows)} | {ours} | {np.mean([r['volume_auroc'] for r in rows]):.3f} | "
+                     f"{theirs} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--output", type=Path, default=Path("compare_methods_run"),
@@ -230,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     for set_name, raw in sets:
         tables.append(f"### {set_name}: {raw.name}, configuration {CONFIGURATION}, {args.steps} steps per model, "
                       f"seeds {' '.join(map(str, args.seeds))}; mean ± half the range over seeds\n\n"
-                      + markdown(runs, set_name))
+                      + markdown(runs, set_name)
+                      + f"\n\nThe same set beside the paper's Table 1 (ours: AP [Dice], mean over seeds; the paper's: real "
+                        f"scans, AP [Dice] as printed)\n\n" + beside_paper(runs, set_name))
     text = "\n\n".join(tables) + "\n"
     (output / "compare_methods.md").write_text(text)
     print(text)

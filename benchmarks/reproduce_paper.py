@@ -536,6 +536,16 @@ def table_rows(work: Work, methods: Sequence[Method], columns, seeds: Sequence[i
     return rows
 
 
+def training_note(camcan: dict) -> str:
+    """What the models were trained on, said against the paper's split (603 training, 50 validation
+    subjects): a run without --camcan_validation trains on every subject, and the tables say so."""
+    n_validation = len(camcan.get("validationCases", []))
+    held_out = (f"{n_validation} held-out validation subjects" if n_validation else
+                "no validation subjects held out: no --camcan_validation was given, so every subject trained, "
+                "where the paper held out 50")
+    return f"trained on CamCAN ({camcan.get('numTraining')} training subjects, {held_out}), one model per modality."
+
+
 def write_tables(args: argparse.Namespace, work: Work, run_rows: set[str], excluded: Sequence[str], conversion: dict) -> list[Path]:
     n_atlas = len(list((work.raw / dataset_name("ATLAS") / "labelsTs").glob("*.nii.gz")))
     n_brats = len(list((work.raw / dataset_name("BraTS2020_T1") / "labelsTs").glob("*.nii.gz")))
@@ -546,9 +556,8 @@ def write_tables(args: argparse.Namespace, work: Work, run_rows: set[str], exclu
         f"One prediction and one evaluation per seed (seeds {', '.join(map(str, args.seeds))}), metrics averaged over "
         f"seeds (the paper's mean of seeds), not the seed-averaged map disyre_v2_predict makes.",
         "The paper's raw ensemble map: no median filter (median_filter_size 0).",
-        f"Configuration {args.configuration}, {args.steps} training steps per model, device {args.device}; trained on "
-        f"CamCAN ({camcan.get('numTraining')} training subjects, "
-        f"{len(camcan.get('validationCases', []))} held-out validation subjects), one model per modality.",
+        f"Configuration {args.configuration}, {args.steps} training steps per model, device {args.device}; "
+        + training_note(camcan),
         "Data: " + "; ".join(f"{k}: {v}" for k, v in sorted(conversion.items())) + "."
         + (f" Template: {args.template}." if args.template else ""),
     ]
@@ -606,6 +615,9 @@ def run(args: argparse.Namespace) -> list[Path]:
         if not torch.cuda.is_available():
             raise UserError("--device cuda was given but no CUDA device is available", fix="use --device cpu")
     conversion = convert_all(args, work)
+    if args.camcan_validation is None:
+        logger.warning("No --camcan_validation: every CamCAN subject trains, where the paper held out 50 for "
+                       "validation (the DISYRE authors' experiments/camcan_upd.json lists them); the tables say so.")
     check_template_grid(args, work)
     plan_all(args, work)
     cells = cells_of(args, checked["methods"])

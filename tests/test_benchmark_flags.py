@@ -117,3 +117,22 @@ def test_compare_methods_damaged_results_file_is_refused_before_any_work(tmp_pat
     assert f"{tmp_path / 'compare_methods.json'} is not a compare_methods.json" in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["compare_methods.json"]
+
+
+def test_compare_methods_sets_each_method_beside_the_papers_table_1(tmp_path: Path) -> None:
+    compare_methods = _compare_methods_module()
+    row = {"all": [0.5, 0.4], "volume_auroc": 0.75, "rim_ratio": 1.0, "brats": [0.8, 0.7], "atlas": [0.2, 0.3]}
+    shifted = {**row, "all": [0.7, 0.6], "brats": [0.6, 0.5]}
+    runs = [{"method": "DISYRE v1", "seed": 0, "test": row}, {"method": "DISYRE v1", "seed": 1, "test": shifted},
+            {"method": "FPI", "seed": 0, "test": row},  # not in the paper's Table 1: no row
+            {"method": "PII", "seed": 0, "heldout": row}]  # scored on another set only
+    lines = compare_methods.beside_paper(runs, "test").splitlines()
+    assert lines[0].endswith("| paper: BraTS-T2 | paper: BraTS-T1 | paper: ATLAS |")
+    rows = {line.split(" | ")[0][2:]: line for line in lines[2:]}
+    # the mean over the two seeds beside DISYRE (v1)'s printed figures (BraTS-T2, BraTS-T1, ATLAS)
+    assert rows["DISYRE v1"] == ("| DISYRE v1 | 2 | 0.700 [0.600] | 0.200 [0.300] | 0.600 [0.500] | 0.750 | "
+                                 "0.75 [0.70] | 0.34 [0.41] | 0.29 [0.37] |")
+    assert rows["PII"] == "| PII | 0 | not run on this set | | | | 0.13 [0.22] | 0.13 [0.22] | 0.03 [0.07] |"
+    assert "FPI" not in rows and "FAE" not in rows  # FAE: not buildable, not a method of ours
+    assert list(rows)[:2] == ["DISYRE v2", "DISYRE v1"]  # the paper's BraTS-T2 order
+    assert set(rows) == {"DISYRE v2", "DISYRE v1", "DAE", "MOOD22", "r-VAE", "VAE", "CutPaste", "PII"}

@@ -64,3 +64,13 @@ def test_two_gloo_ranks_train_resume_and_agree(tmp_path):
     assert vae.returncode == 0, vae.stderr[-3000:]
     log = (tmp_path / "res" / name / "VaeTrainer__DisyrePlans__2d_small" / "fold_0_seed_0" / "training_log.txt").read_text()
     assert "Parameters identical on 2 ranks" in log
+
+    # FPI: its patch-interpolation synthesis runs in each rank's loader with that rank's seed, and its
+    # segmentation network still trains as one.
+    fpi = torchrun(["1", "2d_small", "0", "-tr", "FpiSegmentationTrainer", "--steps", "3"], env)
+    assert fpi.returncode == 0, fpi.stderr[-3000:]
+    run = tmp_path / "res" / name / "FpiSegmentationTrainer__DisyrePlans__2d_small" / "fold_0_seed_0"
+    log = (run / "training_log.txt").read_text()
+    assert "Global batch 8 (4 per rank × 2 ranks)" in log
+    assert "Parameters identical on 2 ranks" in log and "first batches differ on 2 of 2 ranks" in log
+    assert load_checkpoint(run / "checkpoint_final.pth")["step"] == 3

@@ -86,6 +86,15 @@ def test_table_writer_puts_the_paper_beside_the_mean_over_seeds(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json", "t.md"]  # no temporary left
 
 
+def test_training_note_says_when_the_papers_validation_split_was_not_followed():
+    script = load_script()
+    assert script.training_note({"numTraining": 603, "validationCases": ["sub-CC1"] * 50}) == (
+        "trained on CamCAN (603 training subjects, 50 held-out validation subjects), one model per modality.")
+    unsplit = script.training_note({"numTraining": 653})
+    assert "653 training subjects, no validation subjects held out" in unsplit
+    assert "no --camcan_validation was given" in unsplit and "the paper held out 50" in unsplit
+
+
 def test_cell_without_our_figure_shows_a_dash():
     assert cell_text({"paper": 0.5, "ours": None, "difference": None}, "ok") == "- (0.50, -)"
 
@@ -107,6 +116,7 @@ def test_straight_run_writes_both_tables_with_the_papers_figures(straight_run):
     markdown_text = (work / "tables" / "table2.md").read_text()
     assert "ATLAS without the 1 case(s) of --atlas_exclude" in markdown_text and "(1 of 2)" in markdown_text
     assert "no median filter" in markdown_text and "mean of seeds" in markdown_text
+    assert "no validation subjects held out: no --camcan_validation was given" in markdown_text
     # Table 2's ATLAS column is the subset's; Table 1's is all cases.
     evaluation = work / "evaluation" / "ATLAS" / "DisyreTrainer__ensemble" / "seed_0"
     assert (evaluation / "disyre_table2_subset.json").is_file() and (evaluation / "exact.json").is_file()
