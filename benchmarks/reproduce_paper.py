@@ -286,6 +286,10 @@ def convert_atlas_dataset(args: argparse.Namespace, work: Work, convert_atlas) -
     staging = work.root / "staging"
     if not (staging / dataset_name("ATLAS") / "dataset.json").is_file():
         convert_atlas(args.atlas, DATASETS["ATLAS"], name="ATLAS", skip_incomplete=True, raw_base=staging)
+    # The conversion's brain masks of whole heads are every voxel above 0: the head. Preparation would take
+    # them as given masks (a given mask wins over skull stripping) and refuse a "brain" of 7× the
+    # template's; without them ROBEX finds the brain.
+    shutil.rmtree(staging / dataset_name("ATLAS") / "masksTs", ignore_errors=True)
     logger.info("Preparing ATLAS onto the template (ROBEX, affine registration; --continue resumes per case)")
     prepare_dataset(staging / dataset_name("ATLAS"), target, options, num_processes=args.num_processes, resume=True)
     shutil.rmtree(staging, ignore_errors=True)

@@ -1,6 +1,7 @@
 """benchmarks/reproduce_paper.py: the paper's experiments in one resumable command, end to end on small
 replicas of CamCAN, ATLAS and BraTS 2020 (tests/replicas.py: already skull-stripped and on the template
-grid, so no registration runs); the table writer on known inputs; the refusals."""
+grid, so no registration runs), and the releases' raw whole-head scans prepared onto --template; the
+table writer on known inputs; the refusals."""
 from __future__ import annotations
 
 import importlib.util
@@ -199,3 +200,128 @@ def test_help_documents_the_flags():
     for flag in ("--camcan", "--atlas", "--brats", "--template", "--atlas_exclude", "--steps", "--seeds", "--device",
                  "--tables", "--methods", "--continue"):
         assert flag in text
+
+
+# -- raw downloads: preparation onto --template -----------------------------------------------------
+def test_raw_camcan_and_atlas_are_prepared_onto_the_template_end_to_end(tmp_path, monkeypatch):
+    """The releases' whole-head scans (CamCAN's BIDS tree, ATLAS's MNI152 T1s with lesion masks), each a
+    real head (ROBEX's reference subject) moved by a known affine, with BraTS on the template's grid:
+    the command skull-strips and registers them and moves ATLAS's masks along, before planning (from
+    which on the straight run tests the same code). ROBEX is stood in for by each head's true brain mask
+    (ROBEX itself: tests/test_prepare_raw_scans.py; a minute or two per scan would take this test past
+    the suite's budget)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from disyre_v2.preparation import prepare_case
+    from tests.head_anatomy import head_and_mask, known_affine, warped_head
+
+    head, brain = head_and_mask(3.0)
+    template = sitk.Mask(head, brain)
+    template_path = tmp_path / "template_brain.nii.gz"
+    sitk.WriteImage(template, str(template_path))
+    true_brains: dict[tuple, sitk.Image] = {}  # a scan's grid centre (mm) → its brain mask (the grids differ)
+
+    def grid_centre(image: sitk.Image) -> tuple:  # the same point whatever the storage order
+        return tuple(np.round(image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in image.GetSize()])))
+
+    def whole_head(seed: int, contrast: str) -> tuple[sitk.Image, sitk.Image]:
+        scan, mask = warped_head(known_affine(seed))
+        if contrast == "T2":  # another intensity scale (T2s register onto the T1 template on their own)
+            array = sitk.GetArrayFromImage(scan)
+            other = sitk.GetImageFromArray((1.5 * array.max() * (array / array.max()) ** 0.7).astype(np.float32))
+            other.CopyInformation(scan)
+            scan = other
+        true_brains[grid_centre(scan)] = mask
+        return scan, mask
+
+    camcan = tmp_path / "cc700" / "mri" / "pipeline" / "release004" / "BIDS_20190411" / "anat"
+    for k, subject in enumerate(("CC110033", "CC110037")):
+        for modality in ("T1", "T2"):
+            folder = camcan / f"sub-{subject}" / "anat"
+            folder.mkdir(parents=True, exist_ok=True)
+            scan, _ = whole_head(40 + 2 * k + (modality == "T2"), modality)
+            sitk.WriteImage(sitk.Cast(scan, sitk.sitkInt16), str(folder / f"sub-{subject}_{modality}w.nii.gz"))
+    lesion_ml = {}
+    for k, (cohort, subject) in enumerate((("R001", "sub-r001s001"), ("R002", "sub-r002s001"))):
+        case = f"{subject}_ses-1"
+        anat = tmp_path / "ATLAS_2" / "Training" / cohort / subject / "ses-1" / "anat"
+        anat.mkdir(parents=True)
+        scan, mask = whole_head(50 + k, "T1")
+        brain_array = sitk.GetArrayFromImage(mask)
+        centre = np.round(np.argwhere(brain_array).mean(axis=0)).astype(int)
+        zz, yy, xx = np.indices(brain_array.shape)
+        spacing_zyx = np.array(scan.GetSpacing())[::-1]
+        distance = np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip((zz, yy, xx), centre, spacing_zyx)))
+        lesion = ((distance < 12.0) & (brain_array > 0)).astype(np.uint8)  # a 12 mm ball in the brain
+        array = sitk.GetArrayFromImage(scan)
+        darker = sitk.GetImageFromArray(np.where(lesion > 0, array * 0.4, array).astype(np.float32))
+        darker.CopyInformation(scan)
+        lesion_image = sitk.GetImageFromArray(lesion)
+        lesion_image.CopyInformation(scan)
+        lesion_ml[case] = lesion.sum() * np.prod(scan.GetSpacing()) / 1000
+        sitk.WriteImage(darker, str(anat / f"{case}_space-MNI152NLin2009aSym_T1w.nii.gz"))
+        sitk.WriteImage(lesion_image, str(anat / f"{case}_space-MNI152NLin2009aSym_label-L_desc-T1lesion_mask.nii.gz"))
+    # BraTS as distributed: skull-stripped, on the template's grid, a tumour bright in T2 and dark in T1.
+    brats = tmp_path / "MICCAI_BraTS2020_TrainingData"
+    template_array = sitk.GetArrayFromImage(template)
+    zz, yy, xx = np.indices(template_array.shape)
+    for k, case in enumerate(("BraTS20_Training_001", "BraTS20_Training_002")):
+        centre = np.array(template_array.shape) // 2 + (k * 3, 0, -k * 3)
+        tumour = (np.sqrt((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2) < 4) & (template_array > 0)
+        (brats / case).mkdir(parents=True)
+        for modality, factor in (("t1", 0.4), ("t1ce", 1.0), ("t2", 2.0), ("flair", 2.0)):
+            image = sitk.GetImageFromArray(np.where(tumour, template_array * factor, template_array).astype(np.int16))
+            image.CopyInformation(template)
+            sitk.WriteImage(image, str(brats / case / f"{case}_{modality}.nii.gz"))
+        seg = sitk.GetImageFromArray((tumour * 2).astype(np.uint8))
+        seg.CopyInformation(template)
+        sitk.WriteImage(seg, str(brats / case / f"{case}_seg.nii.gz"))
+
+    def true_brain_mask(image, *, seed=0, scan=""):  # onto the grid prepare_scan strips (reoriented to the template)
+        return sitk.Resample(true_brains[grid_centre(image)], image, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                             sitk.sitkUInt8)
+
+    monkeypatch.setattr(prepare_case, "robex_mask", true_brain_mask)
+    for key in ("DISYRE_raw", "DISYRE_preprocessed", "DISYRE_results"):
+        monkeypatch.setenv(key, str(tmp_path / "unused"))
+    monkeypatch.setenv("DISYRE_n_proc_DA", "0")
+    work = tmp_path / "work"
+    script = load_script()
+
+    def stop_after_conversion(stage, key):  # planning onwards is the straight run's, on the same code
+        if key == "convert_ATLAS":
+            raise KeyboardInterrupt("stopped after conversion")
+
+    monkeypatch.setattr(script, "STAGE_HOOK", stop_after_conversion)
+    with pytest.raises(KeyboardInterrupt):
+        script.main(["--camcan", str(tmp_path / "cc700"), "--atlas", str(tmp_path / "ATLAS_2"), "--brats", str(brats),
+                     "--template", str(template_path), "-o", str(work), "--configuration", "2d", "--steps", "2",
+                     "--seeds", "0", "-np", "0", "--tables", "1"])
+
+    def on_template_grid(path: Path) -> sitk.Image:
+        image = sitk.ReadImage(str(path))
+        assert image.GetSize() == template.GetSize(), path
+        assert np.allclose(image.GetOrigin(), template.GetOrigin(), atol=1e-3), path
+        return image
+
+    for modality in ("T1", "T2"):
+        dataset = next(work.glob(f"raw/Dataset*_CamCAN_{modality}"))
+        images = sorted((dataset / "imagesTr").glob("*.nii.gz"))
+        assert [p.name for p in images] == ["CC110033_0000.nii.gz", "CC110037_0000.nii.gz"]
+        for path in images:
+            on_template_grid(path)
+    atlas = next(work.glob("raw/Dataset*_ATLAS"))
+    template_brain = sitk.GetArrayFromImage(brain) > 0
+    for case, ml in lesion_ml.items():
+        label = sitk.GetArrayFromImage(on_template_grid(atlas / "labelsTs" / f"{case}.nii.gz")) > 0
+        moved_ml = label.sum() * 27 / 1000  # 3 mm voxels
+        assert 0.7 * ml <= moved_ml <= 1.3 * ml, (case, ml, moved_ml)  # the known affines scale by 0.9-1.1 per axis
+        assert (label & template_brain).sum() >= 0.9 * label.sum()  # and it lands inside the template's brain
+        on_template_grid(next((atlas / "imagesTs").glob(f"{case}_0000.nii.gz")))
+    assert not (work / "staging").exists()
+    # What the tables' notes will say of each dataset.
+    assert json.loads((work / "state" / "conversion.json").read_text()) == {
+        "CamCAN_T1": "prepared onto --template (ROBEX, affine)", "CamCAN_T2": "prepared onto --template (ROBEX, affine)",
+        "BraTS2020_T1": "as distributed (skull-stripped, on SRI24)", "BraTS2020_T2": "as distributed (skull-stripped, on SRI24)",
+        "ATLAS": "prepared onto --template (ROBEX, affine), lesion masks moved along"}
