@@ -246,11 +246,13 @@ def convert_all(args: argparse.Namespace, work: Work) -> dict:
         except RawScansOnlyError:
             preparation = preparation_options(args.template, "CamCAN's scans")
         if not (work.raw / dataset_name(key) / "dataset.json").is_file():
-            logger.info("Converting CamCAN %s%s", modality, " (preparing the raw scans onto the template)" if preparation else "")
-            convert_camcan(args.camcan, DATASETS[key], modalities=[modality], name=key, skip_incomplete=True,
-                           validation_list=args.camcan_validation, preparation=preparation,
-                           num_processes=args.num_processes)
-        record[key] = "prepared onto --template (ROBEX, affine)" if preparation else "skull-stripped, registered copies"
+            if preparation is None:
+                logger.info("Converting CamCAN %s", modality)
+                convert_camcan(args.camcan, DATASETS[key], modalities=[modality], name=key, skip_incomplete=True,
+                               validation_list=args.camcan_validation, num_processes=args.num_processes)
+            else:
+                camcan_channel_dataset(args, work, modality, preparation, convert_camcan)
+        record[key] = (PREPARED_CAMCAN[modality] if preparation else "skull-stripped, registered copies")
         write_json_atomic(record, record_path)
         work.mark("convert", f"convert_{key}")
     for modality in ("t1", "t2"):
@@ -268,6 +270,43 @@ def convert_all(args: argparse.Namespace, work: Work) -> dict:
         write_json_atomic(record, record_path)
         work.mark("convert", "convert_ATLAS")
     return record
+
+
+# What the tables' notes say of raw CamCAN prepared here.
+PREPARED_CAMCAN = {"T1": "prepared onto --template (ROBEX, affine)",
+                   "T2": "prepared onto --template with each subject's T1 (ROBEX's T1 brain, the T2 moved rigidly "
+                         "onto the T1, then by the T1's affine)"}
+
+
+def camcan_channel_dataset(args: argparse.Namespace, work: Work, modality: str, preparation, convert_camcan) -> None:
+    """One modality's dataset from raw CamCAN, prepared as the UPD setup does: T1 and T2 of a subject
+    together, ROBEX on the T1, the T1 registered affinely to the template, the T2 stripped with the
+    T1's brain and carried by the T1's transform (after a rigid T2 → T1 registration for head motion).
+    A T2 registered to the T1 template on its own would depend on cross-contrast mutual information
+    alone. The two-channel dataset is prepared once, in a staging folder, and split by channel."""
+    from disyre_v2.dataset.dataset_json import load_dataset_json
+    from disyre_v2.dataset.layout import list_raw_cases
+    from disyre_v2.dataset_conversion.raw_dataset_writer import RawDatasetWriter
+
+    staging = work.root / "staging_camcan"
+    both = staging / f"Dataset{DATASETS['CamCAN_T1']:03d}_CamCAN_T1_T2"
+    if not (both / "dataset.json").is_file():
+        logger.info("Preparing raw CamCAN T1 and T2 onto the template (ROBEX on the T1, affine registration)")
+        convert_camcan(args.camcan, DATASETS["CamCAN_T1"], modalities=["T1", "T2"], name="CamCAN_T1_T2",
+                       skip_incomplete=True, validation_list=args.camcan_validation, preparation=preparation,
+                       raw_base=staging, num_processes=args.num_processes)
+    info = load_dataset_json(both)
+    channel = ["T1", "T2"].index(modality)
+    key = f"CamCAN_{modality}"
+    extra = {k: info[k] for k in ("validationCases", "preparation") if k in info}
+    with RawDatasetWriter(DATASETS[key], key, [modality], raw_base=work.raw, overwrite=True,
+                          description=f"{info.get('description', '')} Channel {modality} of {both.name}.",
+                          **extra) as writer:
+        for split, add in (("Tr", writer.add_training_case), ("Ts", writer.add_test_case)):
+            for case in list_raw_cases(both, split, info):
+                add(case.case_id, [case.image_paths[channel]], mask_file=case.mask_path)
+    if all((work.raw / dataset_name(f"CamCAN_{m}") / "dataset.json").is_file() for m in ("T1", "T2")):
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def convert_atlas_dataset(args: argparse.Namespace, work: Work, convert_atlas) -> str:

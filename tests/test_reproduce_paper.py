@@ -204,8 +204,8 @@ def test_help_documents_the_flags():
 
 # -- raw downloads: preparation onto --template -----------------------------------------------------
 def test_raw_camcan_and_atlas_are_prepared_onto_the_template_end_to_end(tmp_path, monkeypatch):
-    """The releases' whole-head scans (CamCAN's BIDS tree, ATLAS's MNI152 T1s with lesion masks), each a
-    real head (ROBEX's reference subject) moved by a known affine, with BraTS on the template's grid:
+    """The releases' whole-head scans (CamCAN's BIDS tree with T2s moved by head motion, ATLAS's MNI152
+    T1s with lesion masks), each a real head (ROBEX's reference subject) moved by a known affine, with BraTS on the template's grid:
     the command skull-strips and registers them and moves ATLAS's masks along, before planning (from
     which on the straight run tests the same code). ROBEX is stood in for by each head's true brain mask
     (ROBEX itself: tests/test_prepare_raw_scans.py; a minute or two per scan would take this test past
@@ -225,29 +225,37 @@ def test_raw_camcan_and_atlas_are_prepared_onto_the_template_end_to_end(tmp_path
     def grid_centre(image: sitk.Image) -> tuple:  # the same point whatever the storage order
         return tuple(np.round(image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in image.GetSize()])))
 
-    def whole_head(seed: int, contrast: str) -> tuple[sitk.Image, sitk.Image]:
+    def whole_head(seed: int) -> tuple[sitk.Image, sitk.Image]:
         scan, mask = warped_head(known_affine(seed))
-        if contrast == "T2":  # another intensity scale (T2s register onto the T1 template on their own)
-            array = sitk.GetArrayFromImage(scan)
-            other = sitk.GetImageFromArray((1.5 * array.max() * (array / array.max()) ** 0.7).astype(np.float32))
-            other.CopyInformation(scan)
-            scan = other
         true_brains[grid_centre(scan)] = mask
         return scan, mask
 
     camcan = tmp_path / "cc700" / "mri" / "pipeline" / "release004" / "BIDS_20190411" / "anat"
     for k, subject in enumerate(("CC110033", "CC110037")):
-        for modality in ("T1", "T2"):
-            folder = camcan / f"sub-{subject}" / "anat"
-            folder.mkdir(parents=True, exist_ok=True)
-            scan, _ = whole_head(40 + 2 * k + (modality == "T2"), modality)
-            sitk.WriteImage(sitk.Cast(scan, sitk.sitkInt16), str(folder / f"sub-{subject}_{modality}w.nii.gz"))
+        folder = camcan / f"sub-{subject}" / "anat"
+        folder.mkdir(parents=True)
+        t1, _ = whole_head(40 + k)
+        sitk.WriteImage(sitk.Cast(t1, sitk.sitkInt16), str(folder / f"sub-{subject}_T1w.nii.gz"))
+        # The T2: the brain's contrast inverted, acquired after a small head motion, on a grid of its own.
+        array = sitk.GetArrayFromImage(t1)
+        t2 = sitk.GetImageFromArray(np.where(array > 0, array.max() * 1.2 - array, 0).astype(np.float32))
+        t2.CopyInformation(t1)
+        motion = sitk.Euler3DTransform()
+        motion.SetCenter(grid_centre(t1))
+        motion.SetRotation(0.05, -0.04, 0.03)
+        motion.SetTranslation((4.0, -3.0, 5.0))
+        t2_grid = sitk.Image([n + 4 for n in t1.GetSize()], sitk.sitkFloat32)
+        t2_grid.SetSpacing([s * 1.05 for s in t1.GetSpacing()])
+        t2_grid.SetDirection(t1.GetDirection())
+        t2_grid.SetOrigin([o - 6.0 for o in t1.GetOrigin()])
+        sitk.WriteImage(sitk.Cast(sitk.Resample(t2, t2_grid, motion.GetInverse(), sitk.sitkLinear, 0.0), sitk.sitkInt16),
+                        str(folder / f"sub-{subject}_T2w.nii.gz"))
     lesion_ml = {}
     for k, (cohort, subject) in enumerate((("R001", "sub-r001s001"), ("R002", "sub-r002s001"))):
         case = f"{subject}_ses-1"
         anat = tmp_path / "ATLAS_2" / "Training" / cohort / subject / "ses-1" / "anat"
         anat.mkdir(parents=True)
-        scan, mask = whole_head(50 + k, "T1")
+        scan, mask = whole_head(50 + k)
         brain_array = sitk.GetArrayFromImage(mask)
         centre = np.round(np.argwhere(brain_array).mean(axis=0)).astype(int)
         zz, yy, xx = np.indices(brain_array.shape)
@@ -305,12 +313,22 @@ def test_raw_camcan_and_atlas_are_prepared_onto_the_template_end_to_end(tmp_path
         assert np.allclose(image.GetOrigin(), template.GetOrigin(), atol=1e-3), path
         return image
 
+    masks = {}
     for modality in ("T1", "T2"):
         dataset = next(work.glob(f"raw/Dataset*_CamCAN_{modality}"))
+        assert json.loads((dataset / "dataset.json").read_text())["channel_names"] == {"0": modality}
         images = sorted((dataset / "imagesTr").glob("*.nii.gz"))
         assert [p.name for p in images] == ["CC110033_0000.nii.gz", "CC110037_0000.nii.gz"]
         for path in images:
             on_template_grid(path)
+        masks[modality] = [sitk.GetArrayFromImage(sitk.ReadImage(str(p))) for p in sorted((dataset / "masksTr").glob("*"))]
+    # As in the UPD setup, the T2 has the T1's brain: one ROBEX mask and one affine per subject.
+    assert all(np.array_equal(a, b) and a.any() for a, b in zip(masks["T1"], masks["T2"]))
+    t1_image = sitk.GetArrayFromImage(sitk.ReadImage(str(next(work.glob("raw/Dataset*_CamCAN_T1")) / "imagesTr" / "CC110033_0000.nii.gz")))
+    t2_image = sitk.GetArrayFromImage(sitk.ReadImage(str(next(work.glob("raw/Dataset*_CamCAN_T2")) / "imagesTr" / "CC110033_0000.nii.gz")))
+    inside = masks["T1"][0] > 0
+    assert np.corrcoef(t1_image[inside], t2_image[inside])[0, 1] < -0.8  # the inverted contrast, aligned voxel by voxel
+    assert not (work / "staging_camcan").exists()
     atlas = next(work.glob("raw/Dataset*_ATLAS"))
     template_brain = sitk.GetArrayFromImage(brain) > 0
     for case, ml in lesion_ml.items():
@@ -322,6 +340,6 @@ def test_raw_camcan_and_atlas_are_prepared_onto_the_template_end_to_end(tmp_path
     assert not (work / "staging").exists()
     # What the tables' notes will say of each dataset.
     assert json.loads((work / "state" / "conversion.json").read_text()) == {
-        "CamCAN_T1": "prepared onto --template (ROBEX, affine)", "CamCAN_T2": "prepared onto --template (ROBEX, affine)",
+        "CamCAN_T1": script.PREPARED_CAMCAN["T1"], "CamCAN_T2": script.PREPARED_CAMCAN["T2"],
         "BraTS2020_T1": "as distributed (skull-stripped, on SRI24)", "BraTS2020_T2": "as distributed (skull-stripped, on SRI24)",
         "ATLAS": "prepared onto --template (ROBEX, affine), lesion masks moved along"}
