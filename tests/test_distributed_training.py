@@ -1,4 +1,5 @@
 """Multi-process training for real: torchrun with the gloo backend on CPU, two ranks."""
+import json
 import os
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def test_two_gloo_ranks_train_resume_and_agree(tmp_path):
     assert "Global batch 8 (4 per rank × 2 ranks)" in log
     assert "Parameters identical on 2 ranks" in log and "first batches differ on 2 of 2 ranks" in log
     assert load_checkpoint(run / "checkpoint_final.pth")["step"] == 4
+    assert json.loads((run / "debug.json").read_text())["torch_threads"] == 1  # OMP_NUM_THREADS=1 per rank
     # Only rank 0 writes: one log, one set of checkpoints, no per-rank files.
     assert sorted(p.name for p in run.iterdir()) == sorted(
         ["checkpoint_final.pth", "checkpoint_latest.pth", "debug.json", "progress.png", "schedule.json",

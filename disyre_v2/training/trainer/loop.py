@@ -46,7 +46,9 @@ class TrainingLoop:
                 "world_size": self.distributed.world_size, "batch_per_rank": per_rank,
                 "global_batch": per_rank * self.distributed.world_size, "learning_rate": self.lr,
                 "parameters": sum(p.numel() for p in self.network.parameters()),
-                "torch": torch.__version__}
+                "torch": torch.__version__,
+                # CPU float sums depend on the thread count: a rerun meant to give the same model uses the same
+                "torch_threads": torch.get_num_threads()}
         if self.pretrained_weights is not None:  # fine-tuning: the checkpoint it started from
             info["pretrained_weights"] = self.pretrained_weights
         if finished:
