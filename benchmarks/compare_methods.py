@@ -195,13 +195,13 @@ PAPER_COLUMNS = (("BraTS-T2", 4), ("BraTS-T1", 2), ("ATLAS", 0))  # (test set, i
 def beside_paper(runs: list[dict], set_name: str) -> str:
     """Each learned method of the paper's Table 1 with our figures on one set (means over seeds, AP
     [Dice]) beside the paper's (AP [Dice] as printed); a method without runs on the set says so."""
-    paper = {m.row: m.paper for m in TABLE1}
+    printed = {m.row: m.paper for m in TABLE1}
+    paper = {m: printed[PAPER_ROW.get(m, m)] for m in LEARNED if PAPER_ROW.get(m, m) in printed}
     lines = ["| method | seeds | ours: glioma-like | ours: stroke-like | ours: all | ours: volume AUROC | "
              + " | ".join(f"paper: {name}" for name, _ in PAPER_COLUMNS) + " |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for method in sorted((m for m in LEARNED if PAPER_ROW.get(m, m) in paper),
-                         key=lambda m: -paper[PAPER_ROW.get(m, m)][4]):  # the paper's BraTS-T2 order
-        figures = paper[PAPER_ROW.get(method, method)]
+    for method in sorted(paper, key=lambda m: -paper[m][PAPER_COLUMNS[0][1]]):  # the paper's BraTS-T2 order
+        figures = paper[method]
         theirs = " | ".join(f"{figures[i]:.2f} [{figures[i + 1]:.2f}]" for _, i in PAPER_COLUMNS)
         rows = [r[set_name] for r in runs if r["method"] == method and set_name in r]
         if not rows:
