@@ -263,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         tables.append(f"### {set_name}: {raw.name}, configuration {CONFIGURATION}, {args.steps} steps per model, "
                       f"seeds {' '.join(map(str, args.seeds))}; mean ± half the range over seeds\n\n"
                       + markdown(runs, set_name)
-                      + f"\n\nThe same set beside the paper's Table 1 (ours: AP [Dice], mean over seeds; the paper's: real "
-                        f"scans, AP [Dice] as printed)\n\n" + beside_paper(runs, set_name))
+                      + "\n\nThe same set beside the paper's Table 1 (ours: AP [Dice], mean over seeds; the paper's: real "
+                        "scans, AP [Dice] as printed)\n\n" + beside_paper(runs, set_name))
     text = "\n\n".join(tables) + "\n"
     (output / "compare_methods.md").write_text(text)
     print(text)
